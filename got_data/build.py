@@ -135,7 +135,7 @@ def _open_folder(storage: Storage, config: DatasetConfig, n: int, overwrite: boo
 
 def _verify_shard(storage: Storage, record: dict[str, Any]) -> str | None:
     """None when the shard's files match the index; otherwise what is wrong. Missing files mean 'rebuild'."""
-    for kind, expected in record["files"].items():
+    for _kind, expected in record["files"].items():
         name = expected["name"]
         if not storage.exists(name):
             return "missing"

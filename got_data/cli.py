@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -110,6 +109,8 @@ def _validate(args: argparse.Namespace) -> int:
     from manifests.validate import validate_dataset
 
     report = validate_dataset(args.dir)
+    for note in report.notes:
+        print(f"note: {note}")
     for problem in report.problems[:50]:
         print(problem)
     if len(report.problems) > 50:

@@ -61,9 +61,9 @@ class ChartSpec:
 def onechart_target(spec: ChartSpec) -> str:
     """OneChart's JSON dict: title, source, x_title, y_title ("None" when absent) and values."""
     if len(spec.series) == 1 and spec.kind in SINGLE_SERIES_KINDS:
-        values: dict = dict(zip(spec.categories, spec.series[0].labels))
+        values: dict = dict(zip(spec.categories, spec.series[0].labels, strict=False))
     else:
-        values = {s.name: dict(zip(spec.categories, s.labels)) for s in spec.series}
+        values = {s.name: dict(zip(spec.categories, s.labels, strict=False)) for s in spec.series}
     target = {
         "title": spec.title or "None",
         "source": spec.source or "None",

@@ -1,0 +1,1 @@
+"""``got-data view DIR``: a local web app for spot-checking generated datasets."""

@@ -1,0 +1,150 @@
+"""Targets rendered back to pictures on the server: SMILES (RDKit), **kern (Verovio), TikZ (pdflatex).
+
+Markdown/LaTeX (KaTeX) and chart dicts (a table) are drawn in the page; this module
+only says which kind a target is and produces SVG for the three that need a toolchain.
+Every renderer gets the target from the manifest, never from the request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import threading
+from collections import OrderedDict
+from typing import Any
+
+TEX_TIMEOUT = 20  # seconds; a runaway TikZ picture must not hold a server thread for long
+_VEROVIO_LOCK = threading.Lock()  # the toolkit is not thread-safe
+_TEX_LOCK = threading.Lock()  # one pdflatex at a time: two cores are shared with the user's work
+
+
+class RenderError(Exception):
+    """The target could not be rendered: shown to the user as text, which is itself a finding."""
+
+
+def kind_of(record: dict[str, Any]) -> str:
+    """How to render a target back: smiles | kern | tikz | chart | markdown."""
+    target = record.get("target", "").strip()
+    hint = f"{record.get('engine', '')} {record.get('task', '')}".lower()
+    if target.startswith("**kern") or "\n**kern" in target[:200] or "kern" in hint:
+        return "kern"
+    if "\\begin{tikzpicture}" in target or "tikz" in hint:
+        return "tikz"
+    if any(word in hint for word in ("smiles", "molecule")):
+        return "smiles"
+    if target.startswith("{"):
+        try:
+            if isinstance(json.loads(target), dict):
+                return "chart"
+        except ValueError:
+            pass
+    return "markdown"
+
+
+def smiles_svg(smiles: str, size: int = 520) -> str:
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem.Draw import rdMolDraw2D
+
+    RDLogger.DisableLog("rdApp.*")
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise RenderError("RDKit cannot parse this SMILES")
+    drawer = rdMolDraw2D.MolDraw2DSVG(size, size)
+    drawer.DrawMolecule(mol)
+    drawer.FinishDrawing()
+    return drawer.GetDrawingText()
+
+
+_verovio: Any = None
+
+
+def kern_svg(kern: str) -> str:
+    global _verovio
+    import verovio
+
+    with _VEROVIO_LOCK:
+        if _verovio is None:
+            _verovio = verovio.toolkit()
+            _verovio.setOptions({"adjustPageHeight": True, "pageWidth": 2100, "scale": 40, "footer": "none", "header": "none"})
+        if not _verovio.loadData(kern):
+            raise RenderError("Verovio cannot load this **kern")
+        if _verovio.getPageCount() < 1:
+            raise RenderError("Verovio produced no page")
+        return _verovio.renderToSVG(1)
+
+
+TIKZ_DOCUMENT = r"""\documentclass[tikz,border=4pt]{standalone}
+\usepackage{amsmath,amssymb}
+\usetikzlibrary{arrows.meta,calc,patterns,shapes.geometric,angles,quotes}
+\begin{document}
+%s
+\end{document}
+"""
+
+
+def tikz_svg(tikz: str) -> str:
+    """Compile in a fresh temp folder: no shell escape, no reads or writes outside it, bounded time."""
+    if not shutil_which("pdflatex"):
+        raise RenderError("pdflatex is not installed")
+    import fitz  # pymupdf: the PDF page to SVG
+
+    env = dict(os.environ, openin_any="p", openout_any="p", shell_escape="f", TEXMFOUTPUT="")
+    with _TEX_LOCK, tempfile.TemporaryDirectory(prefix="got-view-tex-") as tmp:
+        with open(os.path.join(tmp, "t.tex"), "w", encoding="utf-8") as handle:
+            handle.write(TIKZ_DOCUMENT % tikz)
+        try:
+            run = subprocess.run(
+                ["pdflatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+                cwd=tmp, env=env, capture_output=True, timeout=TEX_TIMEOUT, stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise RenderError(f"pdflatex took longer than {TEX_TIMEOUT}s") from None
+        pdf = os.path.join(tmp, "t.pdf")
+        if run.returncode != 0 or not os.path.exists(pdf):
+            log = run.stdout.decode("utf-8", "replace")
+            errors = [line for line in log.splitlines() if line.startswith("!")]
+            raise RenderError("pdflatex failed: " + ("; ".join(errors[:3]) or log[-400:]))
+        with fitz.open(pdf) as doc:
+            return doc[0].get_svg_image(text_as_path=True)
+
+
+def shutil_which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
+
+
+RENDERERS = {"smiles": smiles_svg, "kern": kern_svg, "tikz": tikz_svg}
+
+
+class RenderCache:
+    """Rendered SVGs (or their errors) by (kind, target), bounded by total bytes."""
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, str], tuple[bool, str]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def render(self, kind: str, target: str) -> tuple[bool, str]:
+        """(ok, svg or error message)."""
+        cache_key = (kind, target)
+        with self._lock:
+            if cache_key in self._items:
+                self._items.move_to_end(cache_key)
+                return self._items[cache_key]
+        try:
+            result = (True, RENDERERS[kind](target))
+        except RenderError as exc:
+            result = (False, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a renderer crash is shown, not fatal
+            result = (False, f"{type(exc).__name__}: {exc}")
+        with self._lock:
+            self._items[cache_key] = result
+            self._bytes += len(result[1])
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, (_, old) = self._items.popitem(last=False)
+                self._bytes -= len(old)
+        return result
