@@ -1,0 +1,269 @@
+"""PDF pages and line/paragraph crops with their true text (GOT-OCR2.0's Fitz pipeline).
+
+Units are (document, page). Rendering and extraction run in a sandboxed child process
+(renderers.pdf_raster) so a hostile PDF costs one rejection, never a worker. The text
+comes from renderers.pdf_text, which keeps only what the rendered page shows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.base import PROMPT_OCR, Engine, Param, ParamError, Rejection, Result, Sample
+from renderers.image import encode_png
+from renderers.pdf_raster import PageRender, PdfError, sandbox
+from renderers.pdf_text import Box, overlap, union
+
+LOCALITY_RUN = 8  # consecutive pages of a document that stay together in the visiting order
+
+
+# -- inputs -----------------------------------------------------------------------------
+
+
+def list_pdfs(inputs: list[str]) -> list[str]:
+    """PDF files named by ``inputs`` (files, folders, fsspec URLs, or got-data dataset folders)."""
+    found: list[str] = []
+    for item in inputs:
+        if "://" in item and not item.startswith("file://"):
+            import fsspec
+
+            fs, root = fsspec.core.url_to_fs(item)
+            protocol = item.split("://", 1)[0]
+            if fs.isdir(root):
+                found += [f"{protocol}://{p}" for p in sorted(fs.find(root)) if p.lower().endswith(".pdf")]
+            elif fs.exists(root):
+                found.append(item)
+            else:
+                raise OSError(f"no such input: {item}")
+            continue
+        path = Path(item[len("file://"):] if item.startswith("file://") else item)
+        if path.is_dir() and (path / "index.json").is_file():
+            # A built got-data dataset (e.g. of the pdf engine): reuse the PDFs it was made from.
+            config = json.loads((path / "index.json").read_text()).get("config", {})
+            found += list_pdfs(list(config.get("inputs", [])))
+        elif path.is_dir():
+            found += [str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() == ".pdf" and p.is_file()]
+        elif path.is_file():
+            found.append(str(path))
+        else:
+            raise OSError(f"no such input: {item}")
+    return list(dict.fromkeys(found))  # keep first occurrence, deterministic
+
+
+def plan_pages(inputs: list[str], params: dict[str, Any]) -> list[list[Any]]:
+    """Units [src, page] per page; a document that cannot be used is one unit [src, -1, reason, detail]."""
+    box = sandbox(params["mem_mb"], params["timeout"])
+    units: list[list[Any]] = []
+    for src in list_pdfs(inputs):
+        try:
+            n = box.call("count", src)
+        except PdfError as exc:
+            units.append([src, -1, exc.reason, exc.detail])
+            continue
+        units += [[src, p] for p in range(min(n, params["max_pages"]))]
+    return units
+
+
+SANDBOX_PARAMS = (
+    Param("parser", "pymupdf", "text layer parser", str, choices=("pymupdf", "pdfminer")),
+    Param("long_side", 1024, "page image long side in pixels", int, minimum=256, maximum=4096),
+    Param("min_chars", 50, "pages with fewer readable characters are rejected (near-empty)", int, minimum=1),
+    Param("max_masked", 0.1, "largest share of visible-but-unlabelable characters (masked) before a page "
+          "is rejected", float, minimum=0.0, maximum=1.0),
+    Param("max_pages", 2000, "pages used per document", int, minimum=1),
+    Param("mem_mb", 2048, "memory limit of the PDF renderer process (MB)", int, minimum=256),
+    Param("timeout", 30.0, "time limit per document operation (seconds)", float, minimum=1.0),
+)
+
+
+class PdfBase(Engine):
+    """What the pdf and finegrained engines share: units, locality, the page with its text."""
+
+    inputs = "required"
+
+    @classmethod
+    def plan(cls, inputs: list[str], params: dict[str, Any]) -> list[Any]:
+        return plan_pages(inputs, params)
+
+    def unit(self, position: int) -> tuple[Any, int]:
+        """Like Engine.unit, but runs of LOCALITY_RUN consecutive pages of one document are shuffled
+        as blocks: a shard then re-opens few documents (the child's LRU hits) while the order
+        over documents stays a seeded permutation per pass."""
+        if not self.units:
+            raise ValueError(f"engine {self.name} has no input units")
+        epoch, offset = divmod(position, len(self.units))
+        cache = self.__dict__.setdefault("_unit_orders", {})
+        if epoch not in cache:
+            cache.clear()
+            starts = [i for i, u in enumerate(self.units)
+                      if i == 0 or u[0] != self.units[i - 1][0] or u[1] % LOCALITY_RUN == 0]
+            bounds = starts + [len(self.units)]
+            perm = np.random.default_rng([self.seed & 0xFFFFFFFF, epoch, 0x5EED]).permutation(len(starts))
+            cache[epoch] = np.concatenate([np.arange(bounds[b], bounds[b + 1]) for b in perm])
+        return self.units[int(cache[epoch][offset])], epoch
+
+    @property
+    def box(self) -> Any:
+        return sandbox(self.p["mem_mb"], self.p["timeout"])
+
+    def page(self, unit: list[Any]) -> PageRender | Rejection:
+        """The rendered page with its kept lines (unreadable text masked), or why it cannot be used."""
+        src, pno = unit[0], unit[1]
+        where = f"{src}#page={pno + 1}" if pno >= 0 else src
+        if pno < 0:
+            return Rejection(unit[2], unit[3], source=src)
+        try:
+            render: PageRender = self.box.call("analyze", src, pno, self.p["long_side"], self.p["parser"])
+        except PdfError as exc:
+            return Rejection(exc.reason, exc.detail, source=where)
+        text = render.text
+        kept = text.chars
+        dropped = sum(text.dropped.values())
+        masked = text.dropped.get("unmapped_glyphs", 0) + text.dropped.get("not_horizontal", 0)
+        if kept == 0 and text.image_cover > 0.5:
+            return Rejection("no_text_layer", f"scanned page: images cover {text.image_cover:.0%}, "
+                             f"no visible text ({dropped} hidden characters)", source=where)
+        if masked > self.p["max_masked"] * (kept + masked) and masked > 0:
+            return Rejection("unreliable_text", f"{masked} of {kept + masked} visible characters cannot be "
+                             f"labelled ({', '.join(sorted(text.dropped))})", source=where)
+        if kept < self.p["min_chars"]:
+            return Rejection("near_empty_page", f"{kept} readable characters (< {self.p['min_chars']})", source=where)
+        if text.masked:
+            render.image = mask_boxes(render.image, text.masked, render.scale)
+        return render
+
+    def close(self) -> None:
+        pass  # the sandbox is per worker and shared by engine instances; it exits with the worker
+
+
+def pixel_box(box: Box, scale: float, width: int, height: int, pad: float = 0.0) -> list[int]:
+    return [max(0, int(np.floor(box[0] * scale - pad))), max(0, int(np.floor(box[1] * scale - pad))),
+            min(width, int(np.ceil(box[2] * scale + pad))), min(height, int(np.ceil(box[3] * scale + pad)))]
+
+
+def mask_boxes(image: np.ndarray, boxes: list[Box], scale: float) -> np.ndarray:
+    """Paint unlabelable text over with the colour around it, so the image shows only labelled text."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    for b in boxes:
+        x0, y0, x1, y1 = pixel_box(b, scale, w, h, pad=1.0)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        ring = np.concatenate([out[max(0, y0 - 1), x0:x1], out[min(h - 1, y1), x0:x1]])
+        out[y0:y1, x0:x1] = np.median(ring, axis=0).astype(np.uint8) if len(ring) else 255
+    return out
+
+
+def clear_of_others(region: Box, members: set[int], render: PageRender, tolerance: float = 0.15) -> bool:
+    """True when no other text (kept or masked) reaches into ``region`` beyond a sliver."""
+    for i, line in enumerate(render.text.lines):
+        if i not in members and overlap(region, line.box) > tolerance * (line.box[3] - line.box[1]) * (
+                line.box[2] - line.box[0]):
+            return False
+    return all(overlap(region, b) <= 0 for b in render.text.masked)
+
+
+def padded(box: Box, pad: float) -> Box:
+    return (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
+
+
+def pick_region(render: PageRender, rng: np.random.Generator, kinds: tuple[str, ...],
+                tries: int = 12) -> tuple[str, list[int], Box] | None:
+    """A region of whole lines (kind, line indexes in reading order, box in points) that no other
+    text touches: a line, a paragraph of >= 2 lines, or a window of 2-6 consecutive lines of one
+    paragraph. None when the page has no such region after a few tries."""
+    lines = render.text.lines
+    paras = [p for p in render.text.paragraphs() if len(p) >= 2]
+    for _ in range(tries):
+        kind = kinds[int(rng.integers(len(kinds)))]
+        if kind == "line":
+            members = [int(rng.integers(len(lines)))]
+        elif kind == "paragraph":
+            if not paras:
+                continue
+            members = paras[int(rng.integers(len(paras)))]
+        else:
+            if not paras:
+                continue
+            para = paras[int(rng.integers(len(paras)))]
+            size = int(rng.integers(2, min(6, len(para)) + 1))
+            start = int(rng.integers(0, len(para) - size + 1))
+            members = para[start:start + size]
+        box = union([lines[i].box for i in members])
+        line_h = min(lines[i].box[3] - lines[i].box[1] for i in members)
+        region = padded(box, 0.2 * line_h)
+        if clear_of_others(region, set(members), render):
+            return kind, members, region
+    return None
+
+
+def region_text(render: PageRender, members: list[int]) -> str:
+    return "\n".join(render.text.lines[i].text for i in members)
+
+
+def parse_tasks(raw: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    tasks = tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
+    bad = [t for t in tasks if t not in known]
+    if bad or not tasks:
+        raise ParamError(f"--param tasks={raw!r}: expected a comma-separated list of {', '.join(known)}")
+    return tasks
+
+
+class Pdf(PdfBase):
+    name = "pdf"
+    version = "1"
+    description = "PDF pages (text top-to-bottom, column by column) and line/paragraph crops, OCR targets"
+    params = (
+        Param("tasks", "page,crop", "comma-separated tasks to mix: page, crop"),
+        Param("crop_share", 0.4, "share of crop samples when both tasks are on (paper: 0.8M of 2M)", float,
+              minimum=0.0, maximum=1.0),
+        Param("crop_dpi", 200, "resolution of crops", int, minimum=72, maximum=600),
+        *SANDBOX_PARAMS,
+    )
+
+    task_names: tuple[str, ...] = ("page", "crop")
+
+    @classmethod
+    def resolve_params(cls, given: dict[str, Any]) -> dict[str, Any]:
+        params = super().resolve_params(given)
+        parse_tasks(params["tasks"], cls.task_names)
+        return params
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return parse_tasks(self.p["tasks"], self.task_names)
+
+    def sample(self, position: int) -> Result:
+        rng = self.rng(position)
+        unit, _ = self.unit(position)
+        if "crop" in self.tasks and ("page" not in self.tasks or rng.random() < self.p["crop_share"]):
+            task = "crop"
+        else:
+            task = "page"
+        render = self.page(unit)
+        if isinstance(render, Rejection):
+            return render
+        src, pno = unit[0], unit[1]
+        where = f"{src}#page={pno + 1}"
+        meta = {"page": pno + 1, "parser": self.p["parser"]}
+        if task == "page":
+            return Sample("page", PROMPT_OCR, render.text.text(), [encode_png(render.image)], source=where,
+                          meta={**meta, "lines": len(render.text.lines)})
+        picked = pick_region(render, rng, ("line", "paragraph"))
+        if picked is None:
+            return Rejection("no_clean_region", "no line or paragraph is clear of other text", source=where)
+        kind, members, region = picked
+        zoom = self.p["crop_dpi"] / 72
+        page_box = (0.0, 0.0, render.text.width, render.text.height)
+        clip = (max(region[0], 0.0), max(region[1], 0.0), min(region[2], page_box[2]), min(region[3], page_box[3]))
+        try:
+            crop = self.box.call("clip", src, pno, clip, zoom)
+        except PdfError as exc:
+            return Rejection(exc.reason, exc.detail, source=where)
+        return Sample("crop", PROMPT_OCR, region_text(render, members), [encode_png(crop)], source=where,
+                      meta={**meta, "region": kind, "lines": len(members),
+                            "box_pt": [round(v, 2) for v in clip]})

@@ -1,0 +1,285 @@
+"""PyMuPDF page rendering and analysis, run in a sandboxed child process.
+
+A PDF is untrusted input: a truncated xref, a 200000 pt page, a decompression bomb or a
+deeply nested form can make MuPDF spin or allocate gigabytes. Every open / render /
+extract therefore happens in one persistent child per worker (``python -m
+renderers.pdf_raster``) with an address-space limit (RLIMIT_AS) and a per-request time
+limit. A child that dies or overruns is killed and restarted on the next request; the
+caller gets a :class:`PdfError` with a stable reason and turns it into a Rejection.
+The child keeps ``import pymupdf`` (~0.9 s) and an LRU of open documents, so the cost per
+page is one pipe round trip (~1 ms for a 1024 px page).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import resource
+import select
+import struct
+import subprocess
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from renderers import pdf_text
+
+MAX_PAGE_PT = 14400.0  # the PDF spec's largest page side (200 in); bigger is pathological
+_DOC_CACHE = 8
+_FRAME = struct.Struct("<Q")
+
+
+class PdfError(Exception):
+    """A document or page that cannot be used; ``reason`` is the stable code for errors.jsonl."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class PageRender:
+    image: np.ndarray  # H x W x 3 uint8, the page at ``scale`` pixels per point
+    scale: float
+    text: pdf_text.PageText
+
+
+# -- child side: the real work ---------------------------------------------------------
+
+_docs: OrderedDict[str, Any] = OrderedDict()
+
+
+def _read_source(src: str) -> bytes | None:
+    """Bytes of a non-local source (fsspec URL); None for a local path (opened by MuPDF directly)."""
+    if "://" not in src or src.startswith("file://"):
+        return None
+    import fsspec
+
+    with fsspec.open(src, "rb") as f:
+        return f.read()
+
+
+def open_doc(src: str) -> Any:
+    import pymupdf
+
+    doc = _docs.get(src)
+    if doc is not None:
+        _docs.move_to_end(src)
+        return doc
+    local = src[len("file://"):] if src.startswith("file://") else src
+    data = _read_source(src)
+    try:
+        doc = pymupdf.open(stream=data, filetype="pdf") if data is not None else pymupdf.open(local, filetype="pdf")
+    except Exception as exc:  # noqa: BLE001 - MuPDF raises many types for bad files
+        raise PdfError("unreadable_pdf", f"{type(exc).__name__}: {exc}") from None
+    if doc.needs_pass:
+        raise PdfError("encrypted_pdf", "the document needs a password")
+    if doc.page_count == 0:
+        raise PdfError("zero_pages", "the document has no pages")
+    doc._got_data_bytes = data
+    _docs[src] = doc
+    while len(_docs) > _DOC_CACHE:
+        _docs.popitem(last=False)[1].close()
+    return doc
+
+
+def count_pages(src: str) -> int:
+    return open_doc(src).page_count
+
+
+def _page(src: str, pno: int) -> Any:
+    doc = open_doc(src)
+    try:
+        page = doc[pno]
+    except Exception as exc:  # noqa: BLE001
+        raise PdfError("broken_page", f"page {pno + 1}: {type(exc).__name__}: {exc}") from None
+    r = page.rect
+    if r.width <= 1 or r.height <= 1 or max(r.width, r.height) > MAX_PAGE_PT:
+        raise PdfError("page_size", f"page {pno + 1} is {r.width:.0f} x {r.height:.0f} pt (limit {MAX_PAGE_PT:.0f})")
+    return page
+
+
+def _pixmap_array(pix: Any) -> np.ndarray:
+    arr = np.frombuffer(pix.samples_mv, dtype=np.uint8).reshape(pix.height, pix.stride)
+    return np.ascontiguousarray(arr[:, : pix.width * 3].reshape(pix.height, pix.width, 3))
+
+
+def analyze_page(src: str, pno: int, long_side: int, parser: str) -> PageRender:
+    """Render a page with its long side at ``long_side`` px and extract its readable text."""
+    import pymupdf
+
+    page = _page(src, pno)
+    w, h = page.rect.width, page.rect.height
+    scale = long_side / max(w, h)
+    try:
+        pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False, colorspace=pymupdf.csRGB)
+        image = _pixmap_array(pix)
+        rot = page.rotation_matrix
+        log = [(kind, tuple(pymupdf.Rect(b) * rot)) for kind, b in page.get_bboxlog()]
+        if parser == "pdfminer":
+            doc = open_doc(src)
+            data = doc._got_data_bytes
+            local = src[len("file://"):] if src.startswith("file://") else src
+            stream = io.BytesIO(data) if data is not None else open(local, "rb")  # noqa: SIM115
+            with stream:
+                raw = pdf_text.pdfminer_lines(stream, pno, page)
+        else:
+            raw = pdf_text.pymupdf_lines(page)
+    except PdfError:
+        raise
+    except MemoryError:
+        raise PdfError("out_of_memory", f"page {pno + 1} needs more than the memory limit") from None
+    except ValueError as exc:
+        if str(exc).startswith("rotated_page"):
+            raise PdfError("rotated_page", str(exc)) from None
+        raise PdfError("broken_page", f"page {pno + 1}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001
+        raise PdfError("broken_page", f"page {pno + 1}: {type(exc).__name__}: {exc}") from None
+    page_box = (0.0, 0.0, w, h)
+    cover = min(1.0, sum(pdf_text.overlap(b, page_box) for kind, b in log if kind == "fill-image") / (w * h))
+    gray = image.min(axis=2)  # darkest channel: coloured ink on white still shows contrast
+    text = pdf_text.filter_lines(raw, w, h, pdf_text.occluded_text(log), gray, scale, cover)
+    return PageRender(image, scale, text)
+
+
+def render_clip(src: str, pno: int, box: tuple[float, float, float, float], zoom: float) -> np.ndarray:
+    """The region ``box`` (points) of a page at ``zoom`` pixels per point."""
+    import pymupdf
+
+    page = _page(src, pno)
+    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), clip=pymupdf.Rect(box), alpha=False,
+                          colorspace=pymupdf.csRGB)
+    return _pixmap_array(pix)
+
+
+_OPS = {"count": count_pages, "analyze": analyze_page, "clip": render_clip}
+
+
+def _serve(mem_mb: int) -> None:
+    """Child main loop: length-prefixed pickles on stdin/stdout."""
+    if mem_mb > 0:
+        limit = mem_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints (MuPDF warnings) must not corrupt the protocol
+    inp = os.fdopen(0, "rb")
+    import pymupdf
+
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    pymupdf.TOOLS.mupdf_display_warnings(False)
+    while True:
+        head = inp.read(_FRAME.size)
+        if len(head) < _FRAME.size:
+            return
+        op, args = pickle.loads(inp.read(_FRAME.unpack(head)[0]))
+        try:
+            reply = ("ok", _OPS[op](*args))
+        except PdfError as exc:
+            reply = ("err", (exc.reason, exc.detail))
+        except MemoryError:
+            reply = ("err", ("out_of_memory", f"over the {mem_mb} MB limit"))
+        except Exception as exc:  # noqa: BLE001 - the parent turns it into a rejection
+            reply = ("err", ("broken_pdf", f"{type(exc).__name__}: {exc}"))
+        blob = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(_FRAME.pack(len(blob)) + blob)
+        out.flush()
+
+
+# -- parent side ------------------------------------------------------------------------
+
+
+class Sandbox:
+    """One persistent child; ``call`` raises PdfError for bad input, timeouts and crashes."""
+
+    def __init__(self, mem_mb: int = 2048, timeout: float = 30.0) -> None:
+        self.mem_mb = mem_mb
+        self.timeout = timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        root = str(Path(__file__).resolve().parents[1])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+                   OMP_NUM_THREADS="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", f"from renderers.pdf_raster import _serve; _serve({int(self.mem_mb)})"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=root,
+        )
+        return self.proc
+
+    def call(self, op: str, *args: Any) -> Any:
+        proc = self.proc if self.proc is not None and self.proc.poll() is None else self._start()
+        assert proc.stdin is not None and proc.stdout is not None
+        blob = pickle.dumps((op, args), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            proc.stdin.write(_FRAME.pack(len(blob)) + blob)
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], self.timeout)
+            if not ready:
+                self.close()
+                raise PdfError("timeout", f"{op} took longer than {self.timeout:g} s")
+            head = proc.stdout.read(_FRAME.size)
+            if len(head) < _FRAME.size:
+                raise EOFError
+            status, value = pickle.loads(proc.stdout.read(_FRAME.unpack(head)[0]))
+        except (EOFError, BrokenPipeError, OSError, pickle.UnpicklingError):
+            code = self.close()
+            raise PdfError("renderer_crashed", f"{op}: the renderer process died (exit {code}; "
+                                               f"memory limit {self.mem_mb} MB)") from None
+        if status == "err":
+            raise PdfError(*value)
+        return value
+
+    def close(self) -> int | None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        self.restarts += 1
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for f in (proc.stdin, proc.stdout):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        return proc.returncode
+
+
+class InProcess:
+    """Same interface as Sandbox without the child (benchmarks: measures the isolation cost)."""
+
+    def call(self, op: str, *args: Any) -> Any:
+        return _OPS[op](*args)
+
+    def close(self) -> None:
+        while _docs:
+            _docs.popitem()[1].close()
+
+
+import atexit  # noqa: E402
+
+_sandboxes: dict[tuple[int, float], Sandbox] = {}
+
+
+def sandbox(mem_mb: int = 2048, timeout: float = 30.0) -> Sandbox:
+    """The per-worker sandbox for these limits (created lazily, shared by engine instances)."""
+    key = (int(mem_mb), float(timeout))
+    if key not in _sandboxes:
+        _sandboxes[key] = Sandbox(*key)
+    return _sandboxes[key]
+
+
+def close_all() -> None:
+    for box in _sandboxes.values():
+        box.close()
+
+
+atexit.register(close_all)

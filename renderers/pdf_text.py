@@ -1,0 +1,342 @@
+"""Text of a PDF page as a reader sees it: lines and paragraphs with boxes, in reading order.
+
+Two parsers share one output contract (:class:`PageText`): PyMuPDF (fast, default) and
+pdfminer.six. Both feed the same filters, so a label never contains text the rendered page
+does not show:
+
+- *unseen* text is left out: invisible render mode 3, zero opacity, text outside the page,
+  text painted over by a later image, and text with no contrast on the rendered page
+  (white or background-coloured). Nothing needs hiding on the image for these.
+- *unreliable* text is visible but cannot be labelled: glyphs without a Unicode mapping
+  (``(cid:N)``, U+FFFD), private-use and control characters, non-horizontal lines. Such
+  lines are dropped from the text AND painted over on the image (``PageText.masked``),
+  so image and target still agree; the page is rejected when they are too large a share.
+
+All boxes are in PDF points in PyMuPDF's page space (origin top-left of the visible page).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+
+_CID = re.compile(r"\(cid:\d+\)")
+_SPACES = re.compile(r"\s+")
+# MuPDF char_flags bits (fz_stext_char flags): the glyph was filled / stroked / clipped away.
+_FILLED, _STROKED, _CLIPPED = 16, 32, 64
+
+
+@dataclass
+class Line:
+    text: str
+    box: Box
+    block: int  # paragraph id (parser's block / text box)
+
+
+@dataclass
+class PageText:
+    """A page's readable text. ``lines`` are kept and in reading order."""
+
+    width: float
+    height: float
+    lines: list[Line]
+    masked: list[Box]  # visible but unlabelable text: hide it on the image
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> characters left out
+    image_cover: float = 0.0  # share of the page covered by raster images (scan detection)
+
+    @property
+    def chars(self) -> int:
+        return sum(len(line.text) for line in self.lines)
+
+    def paragraphs(self) -> list[list[int]]:
+        """Indexes of kept lines grouped by block, blocks in reading order of their first line."""
+        groups: dict[int, list[int]] = {}
+        for i, line in enumerate(self.lines):
+            groups.setdefault(line.block, []).append(i)
+        return list(groups.values())
+
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+# -- characters -----------------------------------------------------------------
+
+
+def bad_char(ch: str) -> bool:
+    """A character no reader can see as such: unmapped, private-use or control."""
+    if ch == "\ufffd":
+        return True
+    cat = unicodedata.category(ch)
+    return cat in ("Co", "Cs", "Cn") or (cat == "Cc" and ch not in "\t\n\r")
+
+
+def clean_line(raw: str) -> tuple[str, bool]:
+    """(normalised text, reliable?). Format characters (zero-width, soft hyphen) are invisible: removed."""
+    if _CID.search(raw):
+        return "", False
+    if any(bad_char(ch) for ch in raw):
+        return "", False
+    text = "".join(ch for ch in raw if unicodedata.category(ch) != "Cf")
+    return _SPACES.sub(" ", text).strip(), True
+
+
+# -- geometry ---------------------------------------------------------------------
+
+
+def area(b: Box) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
+def overlap(a: Box, b: Box) -> float:
+    return area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+
+
+def union(boxes: list[Box]) -> Box:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _gaps(spans: list[tuple[float, float]], min_gap: float) -> list[float]:
+    """Cut points in the middle of empty intervals at least ``min_gap`` wide between 1-D spans."""
+    cuts, end = [], None
+    for lo, hi in sorted(spans):
+        if end is not None and lo - end >= min_gap:
+            cuts.append((end + lo) / 2)
+        end = hi if end is None else max(end, hi)
+    return cuts
+
+
+def reading_order(boxes: list[Box]) -> list[int]:
+    """Recursive XY-cut: full-width horizontal gaps first (bands top to bottom), then vertical
+    gutters (columns left to right); inside a leaf, rows top to bottom, each row left to right.
+
+    Horizontal cuts need a gap of half a line height so the ordinary leading between lines of
+    two side-by-side columns never cuts the page into rows; gutters need one line height.
+    """
+    if not boxes:
+        return []
+    heights = sorted(b[3] - b[1] for b in boxes)
+    line_h = max(heights[len(heights) // 2], 1.0)
+
+    def cut(idx: list[int]) -> list[int]:
+        if len(idx) <= 1:
+            return idx
+        ys = _gaps([(boxes[i][1], boxes[i][3]) for i in idx], 0.5 * line_h)
+        if ys:
+            return _split(idx, ys, 1)
+        xs = _gaps([(boxes[i][0], boxes[i][2]) for i in idx], 1.0 * line_h)
+        if xs:
+            return _split(idx, xs, 0)
+        return _rows(idx)
+
+    def _split(idx: list[int], cuts: list[float], axis: int) -> list[int]:
+        parts: list[list[int]] = [[] for _ in range(len(cuts) + 1)]
+        for i in idx:
+            centre = (boxes[i][axis] + boxes[i][axis + 2]) / 2
+            parts[int(np.searchsorted(cuts, centre))].append(i)
+        return [j for part in parts if part for j in cut(part)]
+
+    def _rows(idx: list[int]) -> list[int]:
+        # Lines that overlap vertically by more than half the smaller height share a row.
+        ordered = sorted(idx, key=lambda i: (boxes[i][1], boxes[i][0]))
+        rows: list[list[int]] = []
+        for i in ordered:
+            b = boxes[i]
+            if rows:
+                r = union([boxes[j] for j in rows[-1]])
+                inter = min(r[3], b[3]) - max(r[1], b[1])
+                if inter > 0.5 * min(r[3] - r[1], b[3] - b[1]):
+                    rows[-1].append(i)
+                    continue
+            rows.append([i])
+        return [i for row in rows for i in sorted(row, key=lambda j: boxes[j][0])]
+
+    return cut(list(range(len(boxes))))
+
+
+# -- raw lines from the parsers -----------------------------------------------------
+
+
+@dataclass
+class RawLine:
+    text: str
+    box: Box
+    block: int
+    horizontal: bool
+    unseen: str | None  # reason the renderer does not show it, decided by the parser
+
+
+def pymupdf_lines(page: Any) -> list[RawLine]:
+    import pymupdf
+
+    flags = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP | pymupdf.TEXT_COLLECT_STYLES
+    data = page.get_text("dict", flags=flags)
+    # MuPDF reports boxes and directions in unrotated space; the image is of the rotated page.
+    rot = page.rotation_matrix
+    turn = pymupdf.Matrix(rot.a, rot.b, rot.c, rot.d, 0, 0)
+
+    def to_page(b: Any) -> Box:
+        r = pymupdf.Rect(b) * rot
+        return (r.x0, r.y0, r.x1, r.y1)
+
+    out: list[RawLine] = []
+    for b, block in enumerate(data["blocks"]):
+        for line in block.get("lines", []):
+            d = pymupdf.Point(line["dir"]) * turn
+            horizontal = abs(d.y) < 1e-3 and d.x > 0
+            # Spans the renderer does not paint: render mode 3 / opacity 0 / fully clipped.
+            seen, unseen_reason = [], None
+            for span in line["spans"]:
+                cf = span.get("char_flags", _FILLED)
+                if span.get("alpha", 255) == 0 or not cf & (_FILLED | _STROKED):
+                    unseen_reason = "invisible_text"
+                elif cf & _CLIPPED:
+                    unseen_reason = "clipped_text"
+                else:
+                    seen.append(span)
+            raw = "".join(s["text"] for s in seen)
+            if seen:
+                box = union([to_page(s["bbox"]) for s in seen])
+                out.append(RawLine(raw, box, b, horizontal, None))
+            if unseen_reason and len(seen) < len(line["spans"]):
+                hidden = "".join(s["text"] for s in line["spans"] if s not in seen)
+                out.append(RawLine(hidden, to_page(line["bbox"]), b, horizontal, unseen_reason))
+    return out
+
+
+def pdfminer_lines(path_or_stream: Any, page_index: int, page: Any) -> list[RawLine]:
+    """Lines of one page by pdfminer.six, mapped into PyMuPDF's page space (``page`` is the PyMuPDF page)."""
+    from pdfminer.converter import PDFPageAggregator
+    from pdfminer.layout import LAParams, LTChar, LTTextBox, LTTextLineHorizontal
+    from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
+    from pdfminer.pdfpage import PDFPage
+
+    class Aggregator(PDFPageAggregator):
+        # pdfminer drops the text render mode; keep it on each LTChar (3 = invisible).
+        mode = 0
+
+        def render_string(self, textstate, seq, ncs, graphicstate):  # type: ignore[no-untyped-def]
+            self.mode = textstate.render
+            return super().render_string(textstate, seq, ncs, graphicstate)
+
+        def render_char(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            adv = super().render_char(*args, **kwargs)
+            self.cur_item._objs[-1].render_mode = self.mode
+            return adv
+
+    rm = PDFResourceManager(caching=True)
+    device = Aggregator(rm, laparams=LAParams())
+    interp = PDFPageInterpreter(rm, device)
+    for i, pm_page in enumerate(PDFPage.get_pages(path_or_stream)):
+        if i == page_index:
+            interp.process_page(pm_page)
+            layout = device.get_result()
+            mediabox = pm_page.mediabox
+            break
+    else:
+        raise IndexError(f"pdfminer found no page {page_index}")
+
+    import pymupdf
+
+    # pdfminer: PDF space relative to the MediaBox origin, y up. PyMuPDF: page space, y down.
+    m = page.transformation_matrix
+
+    def to_page(b: tuple[float, float, float, float]) -> Box:
+        r = pymupdf.Rect(b[0] + mediabox[0], b[1] + mediabox[1], b[2] + mediabox[0], b[3] + mediabox[1]) * m
+        return (r.x0, r.y0, r.x1, r.y1)
+
+    if page.rotation:
+        raise ValueError("rotated_page: pdfminer boxes are mapped for unrotated pages only")
+    out: list[RawLine] = []
+    for b, box in enumerate(o for o in layout if isinstance(o, LTTextBox)):
+        for line in box:
+            horizontal = isinstance(line, LTTextLineHorizontal)
+            chars = [c for c in line if isinstance(c, LTChar)]
+            seen = [c for c in chars if getattr(c, "render_mode", 0) not in (3, 7)]
+            text = "".join(
+                c.get_text() if isinstance(c, LTChar) else c.get_text()
+                for c in line
+                if not (isinstance(c, LTChar) and c not in seen)
+            ).rstrip("\n")
+            if seen:
+                out.append(RawLine(text, to_page(union([c.bbox for c in seen])), b, horizontal, None))
+            if len(seen) < len(chars):
+                hidden = "".join(c.get_text() for c in chars if c not in seen)
+                out.append(RawLine(hidden, to_page(line.bbox), b, horizontal, "invisible_text"))
+    return out
+
+
+# -- filters ----------------------------------------------------------------------
+
+
+def occluded_text(bboxlog: list[tuple[str, Box]]) -> list[Box]:
+    """Text boxes that a later-painted raster image covers by half or more (painting order)."""
+    images: list[tuple[int, Box]] = [(i, b) for i, (kind, b) in enumerate(bboxlog) if kind == "fill-image"]
+    hidden = []
+    for i, (kind, b) in enumerate(bboxlog):
+        if kind.endswith("-text") and area(b) > 0:
+            if any(j > i and overlap(b, ib) >= 0.5 * area(b) for j, ib in images):
+                hidden.append(b)
+    return hidden
+
+
+def contrast(gray: np.ndarray, box: Box, scale: float) -> float:
+    """Ink contrast of the rendered pixels under ``box`` (points): 0 when nothing shows there."""
+    h, w = gray.shape
+    x0, y0 = max(0, int(box[0] * scale)), max(0, int(box[1] * scale))
+    x1, y1 = min(w, int(np.ceil(box[2] * scale))), min(h, int(np.ceil(box[3] * scale)))
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    patch = gray[y0:y1, x0:x1]
+    return float(patch.max()) - float(patch.min())
+
+
+MIN_CONTRAST = 40.0  # grey levels; anti-aliased 6 pt text at 1024 px still reaches > 100
+
+
+def filter_lines(raw: list[RawLine], width: float, height: float, hidden: list[Box],
+                 gray: np.ndarray, scale: float, image_cover: float) -> PageText:
+    """Apply the label-fidelity rules and order what is left (see module doc)."""
+    dropped: dict[str, int] = {}
+    keep: list[Line] = []
+    masked: list[Box] = []
+
+    def drop(reason: str, n: int) -> None:
+        dropped[reason] = dropped.get(reason, 0) + max(1, n)
+
+    for rl in raw:
+        n = len(rl.text.strip())
+        if not rl.text.strip():
+            continue
+        if rl.unseen:
+            drop(rl.unseen, n)
+            continue
+        b = rl.box
+        inside = overlap(b, (0.0, 0.0, width, height))
+        if inside < 0.9 * area(b):
+            drop("outside_page", n)  # partly cut glyphs are not readable as the string says
+            continue
+        if any(overlap(b, h) >= 0.5 * area(b) for h in hidden):
+            drop("under_image", n)
+            continue
+        if contrast(gray, b, scale) < MIN_CONTRAST:
+            drop("no_contrast", n)  # white / background-coloured text
+            continue
+        text, ok = clean_line(rl.text)
+        if not ok:
+            drop("unmapped_glyphs", n)
+            masked.append(b)
+            continue
+        if not rl.horizontal:
+            drop("not_horizontal", n)
+            masked.append(b)
+            continue
+        if text:
+            keep.append(Line(text, b, rl.block))
+    order = reading_order([line.box for line in keep])
+    return PageText(width, height, [keep[i] for i in order], masked, dropped, image_cover)
