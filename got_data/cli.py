@@ -70,6 +70,14 @@ def make_parser() -> argparse.ArgumentParser:
     export.add_argument("--to", required=True, choices=["got", "swift", "parquet"])
     export.add_argument("dest")
     export.add_argument("--exclude-flagged", action="store_true", help="leave out samples flagged in the viewer")
+
+    view = sub.add_parser("view", help="browse and flag samples in a local web viewer")
+    view.add_argument("dir", help="dataset folder, or a folder of dataset folders")
+    view.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    view.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
+    view.add_argument("--seed", type=int, default=0, help="seed of random sampling in the browser (default 0)")
+    view.add_argument("--tokenizer", default=None, metavar="PATH", help="local tokenizer.json for token-length plots")
+    view.add_argument("--no-open", action="store_true", help="do not open a web browser")
     return parser
 
 
@@ -128,7 +136,21 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": _build, "engines": _engines, "validate": _validate, "export": _export}
+def _view(args: argparse.Namespace) -> int:
+    from got_data.errors import UserError
+    from got_data.viewer.catalog import ViewerError
+    from got_data.viewer.server import ViewerConfig, run
+
+    config = ViewerConfig(args.dir, host=args.host, port=args.port, seed=args.seed, tokenizer=args.tokenizer)
+    try:
+        return run(config, open_browser=not args.no_open)
+    except ViewerError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+
+
+COMMANDS = {"build": _build, "engines": _engines, "validate": _validate, "export": _export, "view": _view}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -95,6 +95,10 @@ class Browser:
                 self._cache.popitem(last=False)
         return result
 
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
     def page(self, query: Query, offset: int, limit: int) -> dict[str, Any]:
         rows = self._rows(query)
         offset = max(0, offset)

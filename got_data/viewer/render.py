@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -86,9 +87,9 @@ TIKZ_DOCUMENT = r"""\documentclass[tikz,border=4pt]{standalone}
 
 def tikz_svg(tikz: str) -> str:
     """Compile in a fresh temp folder: no shell escape, no reads or writes outside it, bounded time."""
-    if not shutil_which("pdflatex"):
+    if not shutil.which("pdflatex"):
         raise RenderError("pdflatex is not installed")
-    import fitz  # pymupdf: the PDF page to SVG
+    import pymupdf  # the PDF page to SVG
 
     env = dict(os.environ, openin_any="p", openout_any="p", shell_escape="f", TEXMFOUTPUT="")
     with _TEX_LOCK, tempfile.TemporaryDirectory(prefix="got-view-tex-") as tmp:
@@ -106,14 +107,8 @@ def tikz_svg(tikz: str) -> str:
             log = run.stdout.decode("utf-8", "replace")
             errors = [line for line in log.splitlines() if line.startswith("!")]
             raise RenderError("pdflatex failed: " + ("; ".join(errors[:3]) or log[-400:]))
-        with fitz.open(pdf) as doc:
+        with pymupdf.open(pdf) as doc:
             return doc[0].get_svg_image(text_as_path=True)
-
-
-def shutil_which(name: str) -> str | None:
-    import shutil
-
-    return shutil.which(name)
 
 
 RENDERERS = {"smiles": smiles_svg, "kern": kern_svg, "tikz": tikz_svg}
