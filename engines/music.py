@@ -1,0 +1,189 @@
+"""Sheet music: single-system two-staff piano excerpts from **kern, engraved with Verovio.
+
+Each sample cuts a run of whole measures out of a piece, writes it as a stand-alone
+**kern file (clef, key and meter at the cut carried in), engraves that exact file
+with Verovio and checks the engraving is one system on one page, shrinking the run
+until it is. The target is the engraved file itself (GrandStaff style), so the label
+is what the image shows.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from engines.base import PROMPT_FORMAT, Engine, Param, Rejection, Result, Sample
+from renderers.image import encode_png
+from renderers.kern import FORMS, KernError, KernScore, decode_bytes, excerpt, parse_kern, to_form
+from renderers.kern_gen import generate_kern
+from renderers.verovio_render import MUSIC_FONTS, EngraveError, Engraver, rasterize
+
+KERN_SUFFIXES = (".krn", ".kern")
+BUILTIN = "builtin"
+_CACHE_SIZE = 64  # parsed pieces kept per worker; a shard revisits few units
+
+
+def _list_inputs(inputs: list[str]) -> list[str]:
+    """Every **kern file under the given folders/files/fsspec URLs, in a stable order."""
+    found: list[str] = []
+    for item in inputs:
+        if "://" in item:
+            fs, root = fsspec.core.url_to_fs(item)
+            protocol = item.split("://", 1)[0]
+            if fs.isdir(root):
+                names = sorted(p for p in fs.find(root) if p.lower().endswith(KERN_SUFFIXES))
+                found += [f"{protocol}://{p}" if not p.startswith(f"{protocol}://") else p for p in names]
+            elif fs.exists(root):
+                found.append(item)
+            else:
+                raise OSError(f"no such input: {item}")
+            continue
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in KERN_SUFFIXES and p.is_file())
+        elif path.is_file():
+            found.append(str(path))
+        else:
+            raise OSError(f"no such input: {item}")
+    return found
+
+
+class Music(Engine):
+    name = "music"
+    version = "1"
+    description = "Single-system two-staff piano scores engraved with Verovio from **kern, **kern targets"
+    inputs = "optional"
+    params = (
+        Param("target_form", "kern", "target encoding: kern, or GrandStaff's ekern/bekern", str, choices=FORMS),
+        Param("min_measures", 1, "fewest measures tried first", int, minimum=1),
+        Param("max_measures", 6, "most measures tried first (shrunk until one system)", int, minimum=1),
+        Param("min_page_width", 1500, "narrowest Verovio page width (layout units)", int, minimum=500),
+        Param("max_page_width", 3000, "widest Verovio page width (layout units)", int, minimum=500),
+        Param("gen_measures", 12, "measures in each generated piece (built-in input)", int, minimum=1),
+        Param("timeout", 30.0, "seconds before a Verovio load counts as hung", float, minimum=1),
+    )
+
+    @classmethod
+    def plan(cls, inputs: list[str], params: dict[str, Any]) -> list[Any]:
+        if params["min_measures"] > params["max_measures"]:
+            raise ValueError("min_measures must not exceed max_measures")
+        if params["min_page_width"] > params["max_page_width"]:
+            raise ValueError("min_page_width must not exceed max_page_width")
+        if not inputs:
+            return [BUILTIN]
+        # Files are only listed here: parsing (and rejecting non-two-staff files) happens on workers.
+        return _list_inputs(inputs)
+
+    def __init__(self, params: dict[str, Any], seed: int, units: Any = ()) -> None:
+        super().__init__(params, seed, units)
+        self._engraver: Engraver | None = None
+        self._scores: OrderedDict[str, KernScore | KernError] = OrderedDict()
+
+    # -- inputs ------------------------------------------------------------------
+    def _score(self, path: str) -> KernScore:
+        """Parse a file once per worker; a bad file is remembered as its error."""
+        cached = self._scores.get(path)
+        if cached is None:
+            try:
+                with fsspec.open(path, "rb") as fh:
+                    cached = parse_kern(decode_bytes(fh.read()))
+            except KernError as exc:
+                cached = exc
+            except OSError as exc:
+                cached = KernError("unreadable", str(exc))
+            self._scores[path] = cached
+            while len(self._scores) > _CACHE_SIZE:
+                self._scores.popitem(last=False)
+        else:
+            self._scores.move_to_end(path)
+        if isinstance(cached, KernError):
+            raise cached
+        return cached
+
+    def engraver(self) -> Engraver:
+        if self._engraver is None:
+            self._engraver = Engraver(timeout=self.p["timeout"])
+        return self._engraver
+
+    def engraving_options(self, rng: Any) -> dict[str, Any]:
+        """Verovio options varied per sample; floats rounded so they reach Verovio identically."""
+        return {
+            "font": str(MUSIC_FONTS[int(rng.integers(len(MUSIC_FONTS)))]),
+            "pageWidth": int(rng.integers(self.p["min_page_width"], self.p["max_page_width"] + 1)),
+            "scale": int(rng.integers(40, 71)),
+            "spacingLinear": round(float(rng.uniform(0.15, 0.35)), 3),
+            "spacingNonLinear": round(float(rng.uniform(0.45, 0.7)), 3),
+            "spacingStaff": int(rng.integers(6, 17)),
+            "staffLineWidth": round(float(rng.uniform(0.1, 0.25)), 3),
+            "barLineWidth": round(float(rng.uniform(0.2, 0.5)), 3),
+            "pageMarginLeft": int(rng.integers(20, 81)),
+            "pageMarginRight": int(rng.integers(20, 81)),
+            "pageMarginTop": int(rng.integers(20, 81)),
+            "pageMarginBottom": int(rng.integers(20, 81)),
+        }
+
+    # -- samples -----------------------------------------------------------------
+    def sample(self, position: int) -> Result:
+        rng = self.rng(position)
+        unit, _epoch = self.unit(position)
+        try:
+            if unit == BUILTIN:
+                source = f"generated#{position}"
+                score = parse_kern(generate_kern(self.rng(position, 1), self.p["gen_measures"]))
+            else:
+                source = unit
+                score = self._score(unit)
+        except KernError as exc:
+            return Rejection(exc.reason, exc.detail, source=unit)
+        return self._cut_and_engrave(score, rng, source)
+
+    def _cut_and_engrave(self, score: KernScore, rng: Any, source: str) -> Result:
+        longest = self.p["max_measures"]
+        cuts = [c for c in score.cut_points() if self._legal_count(score, c, longest) >= 1]
+        if not cuts:
+            return Rejection("no_cut_point", "no run of measures starts and ends outside a spine split", source=source)
+        options = self.engraving_options(rng)
+        start = cuts[int(rng.integers(len(cuts)))]
+        count = int(rng.integers(self.p["min_measures"], self.p["max_measures"] + 1))
+        tried: list[str] = []
+        while True:
+            count = self._legal_count(score, start, count)
+            if count < 1:
+                detail = (f"measures from {start + 1} never fit one system at pageWidth {options['pageWidth']} "
+                          "(or end inside a spine split)")
+                return Rejection("no_fit", "; ".join([detail, *tried]), source=source)
+            kern = excerpt(score, start, count)
+            try:
+                engraving = self.engraver().engrave(kern, options)
+            except EngraveError as exc:
+                return Rejection(exc.reason, exc.detail[:2000], source=f"{source}#measures={start + 1}-{start + count}")
+            if engraving.pages == 1 and engraving.systems == 1:
+                break
+            tried.append(f"{count} measures -> {engraving.systems} systems")
+            count = min(count - 1, engraving.first_system_measures)
+        image = rasterize(engraving.svg)
+        return Sample(
+            task="music",
+            prompt=PROMPT_FORMAT,
+            target=to_form(kern, self.p["target_form"]),
+            images=[encode_png(image)],
+            source=f"{source}#measures={start + 1}-{start + count}",
+            meta={"measures": count, "font": options["font"], "page_width": options["pageWidth"],
+                  "scale": options["scale"], "form": self.p["target_form"]},
+        )
+
+    @staticmethod
+    def _legal_count(score: KernScore, start: int, count: int) -> int:
+        """The largest count <= ``count`` whose last measure ends with no spine split open."""
+        count = min(count, len(score.measures) - start)
+        while count >= 1 and not score.measures[start + count - 1].simple_end:
+            count -= 1
+        return count
+
+    def close(self) -> None:
+        if self._engraver is not None:
+            self._engraver.close()
+            self._engraver = None
