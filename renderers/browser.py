@@ -182,8 +182,6 @@ class Browser:
         return self._pid
 
     def _start(self) -> None:
-        from playwright.sync_api import sync_playwright
-
         self._dir = tempfile.TemporaryDirectory(prefix="got-data-browser-")
         folder = Path(self._dir.name)
         launcher = folder / "chromium-launcher"
@@ -198,7 +196,7 @@ class Browser:
             TAG_ENV: self.tag,
         }
         if self._pw is None:
-            self._pw = sync_playwright().start()
+            self._pw = _playwright_acquire()
         try:
             self._browser = self._pw.chromium.launch(
                 executable_path=str(launcher),
@@ -267,10 +265,7 @@ class Browser:
                 pass
         self._kill()
         if self._pw is not None:
-            try:
-                self._pw.stop()
-            except Exception:  # noqa: BLE001
-                pass
+            _playwright_release()
             self._pw = None
 
     # -- calls -----------------------------------------------------------------
@@ -330,6 +325,30 @@ class Browser:
         except OSError:
             return False
         return self._page is not None and not self._page.is_closed()
+
+
+# One Playwright driver per process (its sync API allows only one per thread), shared by
+# every Browser and stopped when the last one closes.
+_PW: dict[str, Any] = {"driver": None, "users": 0}
+
+
+def _playwright_acquire() -> Any:
+    from playwright.sync_api import sync_playwright
+
+    if _PW["driver"] is None:
+        _PW["driver"] = sync_playwright().start()
+    _PW["users"] += 1
+    return _PW["driver"]
+
+
+def _playwright_release() -> None:
+    _PW["users"] -= 1
+    if _PW["users"] <= 0 and _PW["driver"] is not None:
+        driver, _PW["driver"], _PW["users"] = _PW["driver"], None, 0
+        try:
+            driver.stop()
+        except Exception:  # noqa: BLE001 - the driver may already be gone
+            pass
 
 
 def tagged_processes(tag: str | None = None) -> list[int]:
