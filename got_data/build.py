@@ -202,3 +202,37 @@ def build(req: BuildRequest) -> BuildSummary:
                 progress.close()
             executor.close()
     return BuildSummary(req.out, len(plan.todo), plan.skipped, samples, errors, time.monotonic() - started, reasons)
+
+
+@dataclass
+class DatasetStatus:
+    """What a build of ``req`` would find, without touching the folder."""
+
+    state: str  # "complete" | "partial" | "empty" | "changed" | "foreign"
+    shards_done: int
+    shards_planned: int
+    samples: int
+    detail: str = ""
+
+
+def dataset_status(req: BuildRequest) -> DatasetStatus:
+    _, config, _ = resolve_config(req)
+    storage = Storage(req.out)
+    ranges = shard_ranges(req.n, req.shard_size)
+    names = storage.listdir()
+    if any(not _is_ours(name) for name in names):
+        return DatasetStatus("foreign", 0, len(ranges), 0, "folder holds files that are not a got-data dataset")
+    index = DatasetIndex.load(storage)
+    if index is None:
+        return DatasetStatus("empty", 0, len(ranges), 0)
+    diffs = config.differences(index.config)
+    if diffs:
+        return DatasetStatus("changed", 0, len(ranges), 0, "; ".join(diffs[:3]))
+    done = [
+        i for i, (start, stop) in enumerate(ranges)
+        if (record := index.shards.get(i)) is not None and (record["start"], record["stop"]) == (start, stop)
+        and all(storage.exists(f["name"]) and storage.size(f["name"]) == f["bytes"] for f in record["files"].values())
+    ]
+    samples = sum(index.shards[i]["samples"] for i in done)
+    state = "complete" if len(done) == len(ranges) else "partial"
+    return DatasetStatus(state, len(done), len(ranges), samples)

@@ -71,6 +71,16 @@ def make_parser() -> argparse.ArgumentParser:
     export.add_argument("dest")
     export.add_argument("--exclude-flagged", action="store_true", help="leave out samples flagged in the viewer")
 
+    for name, text in (("run", "build every node of a dag.yaml in dependency order, then its mixtures"),
+                       ("plan", "show what 'run' would build and what is already complete")):
+        dag = sub.add_parser(name, help=text)
+        dag.add_argument("dag", help="path to dag.yaml")
+        dag.add_argument("--scale", type=float, default=1.0, help="multiply every node's count (default 1.0)")
+        dag.add_argument("--only", action="append", default=[], metavar="NODE", help="this node and what it needs (repeatable)")
+        if name == "run":
+            dag.add_argument("--workers", type=int, default=None, help="parallel workers (default: all cores; 0 = in-process)")
+            dag.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
+
     view = sub.add_parser("view", help="browse and flag samples in a local web viewer")
     view.add_argument("dir", help="dataset folder, or a folder of dataset folders")
     view.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -150,7 +160,27 @@ def _view(args: argparse.Namespace) -> int:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
 
 
-COMMANDS = {"build": _build, "engines": _engines, "validate": _validate, "export": _export, "view": _view}
+def _run(args: argparse.Namespace) -> int:
+    from got_data.dag import DagRunner, format_report, load_dag
+
+    runner = DagRunner(load_dag(args.dag), scale=args.scale, only=args.only or None,
+                       workers=args.workers, address=args.address)
+    try:
+        report = runner.run(log=lambda line: print(line, file=sys.stderr, flush=True))
+    finally:
+        runner.close()
+    print(format_report(report))
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from got_data.dag import DagRunner, format_plan, load_dag
+
+    print(format_plan(DagRunner(load_dag(args.dag), scale=args.scale, only=args.only or None).plan()))
+    return 0
+
+
+COMMANDS = {"build": _build, "engines": _engines, "validate": _validate, "export": _export, "view": _view, "run": _run, "plan": _plan}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
