@@ -171,8 +171,8 @@ class Music(Engine):
             target=to_form(kern, self.p["target_form"]),
             images=[encode_png(image)],
             source=f"{source}#measures={start + 1}-{start + count}",
-            meta={"measures": count, "font": options["font"], "page_width": options["pageWidth"],
-                  "scale": options["scale"], "form": self.p["target_form"]},
+            # The full Verovio options, so anyone can re-engrave the target and get these pixels.
+            meta={"measures": count, "form": self.p["target_form"], "verovio": options},
         )
 
     @staticmethod
