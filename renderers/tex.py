@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
+from PIL import Image
 
 from engines.base import EncodedImage, Rejection
 from renderers.image import encode_png
@@ -42,7 +42,8 @@ from renderers.tex_safety import check_snippet
 _CJK_RE = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 CJK_FONT = "NotoSansCJK-Regular.ttc"  # fonts-noto-cjk; face 2 is Simplified Chinese
 CJK_FONT_INDEX = 2
-WHITE_THRESHOLD = 250  # a pixel darker than this (any channel) is ink
+WHITE_THRESHOLD = 250  # a pixel darker than this (in luminance) is ink
+_INK_LUT = [255 if v < WHITE_THRESHOLD else 0 for v in range(256)]
 
 
 def has_cjk(text: str) -> bool:
@@ -262,16 +263,19 @@ class TexRenderer:
                 job.source,
             )
         pix = page.get_pixmap(dpi=job.dpi, colorspace=pymupdf.csGRAY if job.gray else pymupdf.csRGB, alpha=False)
-        arr = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)
-        ink = (arr < WHITE_THRESHOLD).any(axis=2)
-        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-        if rows.size == 0:
+        mode = "L" if job.gray else "RGB"
+        img = Image.frombytes(mode, (pix.width, pix.height), pix.samples)
+        gray = img if job.gray else img.convert("L")
+        # PIL's C loops: ~10x faster than numpy reductions on strided RGB pages.
+        bbox = gray.point(_INK_LUT).getbbox()
+        if bbox is None:
             return Rejection("empty_render", "the snippet rendered no ink", job.source)
-        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        x0, y0, x1, y1 = bbox
         m = job.margin_px
-        canvas = np.full((y1 - y0 + 2 * m, x1 - x0 + 2 * m, pix.n), 255, dtype=np.uint8)
-        canvas[m : m + y1 - y0, m : m + x1 - x0] = arr[y0:y1, x0:x1]
-        return encode_png(canvas[:, :, 0] if job.gray else canvas)
+        canvas = Image.new(mode, (x1 - x0 + 2 * m, y1 - y0 + 2 * m), 255 if job.gray else (255, 255, 255))
+        canvas.paste(img.crop(bbox), (m, m))
+        # zlib level 1: about twice as fast as 6 for these mostly-white images, same pixels.
+        return encode_png(canvas, level=1)
 
     # -- one TeX run --------------------------------------------------------
     def _document(self, jobs: list[TexJob]) -> str:
