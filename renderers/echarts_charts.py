@@ -45,6 +45,13 @@ SYMBOLS = ("circle", "emptyCircle", "rect", "roundRect", "triangle", "diamond")
 SOURCE_PREFIX = {"en": "Source: ", "zh": "数据来源："}
 
 
+class LayoutError(RenderError):
+    """The chart was drawn but some text is clipped or a value label is missing: draw another spec."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("layout", detail)
+
+
 def node_modules() -> Path:
     return Path(os.environ.get("GOT_DATA_NODE_MODULES", REPO / "node_modules"))
 
@@ -241,13 +248,7 @@ def _axis_option(spec: ChartSpec, option: dict[str, Any], style: Style) -> None:
                 axis["name"] = title
             else:
                 axis.pop("name", None)
-    # Horizontal bars: the titles follow the axes' meaning, not their side.
-    if spec.kind == "barh":
-        for axis, title in ((x_axes[0], spec.y_title), (y_axes[0], spec.x_title)):
-            if title:
-                axis["name"] = title
-            else:
-                axis.pop("name", None)
+    # barh: ChartSpec's x_title/y_title already name the axes as drawn (x = horizontal values).
     # Many or long categories on a horizontal axis: slant them rather than skip any.
     category_x = [a for a in x_axes if a.get("type") == "category"]
     if category_x:
@@ -301,6 +302,17 @@ def _layout(spec: ChartSpec, option: dict[str, Any], style: Style) -> None:
         right += min(int(w * 0.3), int(longest * fs * (1.0 if spec.language == "zh" else 0.62)) + 45)
     option["legend"] = [legend_opt]
     top += 8
+    if spec.kind == "radar" and (spec.x_title or spec.y_title):
+        # No axes to name: the value title sits above the radar, the category title below it.
+        graphics = []
+        dark = (style.theme or "").startswith("dark")
+        if spec.y_title:
+            graphics.append(_caption(spec.y_title, {"left": 24, "top": top}, fs, dark))
+            top += fs + 14
+        if spec.x_title:
+            graphics.append(_caption(spec.x_title, {"left": "center", "bottom": bottom}, fs, dark))
+            bottom += fs + 14
+        option["graphic"] = graphics
     if "xAxis" in option:
         option["grid"] = [
             {
@@ -335,6 +347,11 @@ def _layout(spec: ChartSpec, option: dict[str, Any], style: Style) -> None:
             radar["radius"] = int(avail * 0.33)
             radar["axisName"] = {"fontSize": fs - 1, "color": "inherit"}
             radar.pop("name", None)
+
+
+def _caption(text: str, place: dict[str, Any], fs: int, dark: bool) -> dict[str, Any]:
+    fill = "#ddd" if dark else "#444"
+    return {"type": "text", **place, "style": {"text": text, "fontSize": fs, "fontWeight": "bold", "fill": fill}}
 
 
 def _legend_names(spec: ChartSpec) -> list[str]:
@@ -386,18 +403,52 @@ def render_option(
     target = on or browser()
     request = {"option": option, "labels": labels, "width": width, "height": height, "theme": theme}
     try:
-        url = target.call("req => window.gotRender(req)", request)
+        drawn = target.call("req => window.gotRender(req)", request)
     except RenderError as exc:
         if exc.reason == "javascript_error":
             raise RenderError("echarts_error", exc.detail) from None
         raise
+    url = drawn.get("url") if isinstance(drawn, dict) else None
     if not isinstance(url, str) or not url.startswith("data:image/png;base64,"):
         raise RenderError("echarts_error", "getDataURL returned no PNG")
     pixels = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     pixels.load()
     if pixels.size != (width, height):
         raise RenderError("echarts_error", f"ECharts drew {pixels.size[0]}x{pixels.size[1]}, expected {width}x{height}")
+    check_legible(drawn["texts"], labels, width, height)
     return encode_png(pixels)
+
+
+def text_fragments(texts: list[dict[str, Any]]) -> set[str]:
+    """Every drawn line, and both halves of "name: value" lines, as a reader would split them."""
+    out: set[str] = set()
+    for t in texts:
+        line = t["text"]
+        out.add(line)
+        out.update(part for part in line.split(": ") if part)
+    return out
+
+
+def _flat(labels: list[Any]) -> list[str]:
+    flat: list[str] = []
+    for item in labels:
+        if isinstance(item, list):
+            flat.extend(_flat(item))
+        elif item is not None:
+            flat.extend(str(item).split("\n"))
+    return flat
+
+
+def check_legible(texts: list[dict[str, Any]], labels: list[Any], width: int, height: int) -> None:
+    """Raise LayoutError when a text leaves the canvas or a value label was not drawn."""
+    for t in texts:
+        if t["x"] < -0.5 or t["y"] < -0.5 or t["x"] + t["width"] > width + 0.5 or t["y"] + t["height"] > height + 0.5:
+            box = [round(t["x"]), round(t["y"]), round(t["x"] + t["width"]), round(t["y"] + t["height"])]
+            raise LayoutError(f"text {t['text']!r} at {box} is clipped by the {width}x{height} canvas")
+    drawn = {t["text"] for t in texts}
+    missing = [label for label in _flat(labels) if label not in drawn]
+    if missing:
+        raise LayoutError(f"value label {missing[0]!r} was not drawn ({len(missing)} missing)")
 
 
 def render_chart(spec: ChartSpec, rng: np.random.Generator, on: Browser | None = None) -> tuple[EncodedImage, dict]:

@@ -1,0 +1,191 @@
+"""The Pyecharts/ECharts chart renderer: offline, deterministic, legible, and robust to bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from renderers import echarts_charts as ec
+from renderers.browser import Browser, RenderError, tagged_processes, wait_gone
+from renderers.charts import SINGLE_SERIES_KINDS, ChartSpec, Series, onechart_target
+from renderers.image import decode
+
+pytestmark = pytest.mark.skipif(not os.access(os.environ.get("GOT_DATA_CHROMIUM", "/usr/bin/chromium"), os.X_OK),
+                                reason="no system Chromium")  # fmt: skip
+
+KINDS = ("bar", "barh", "grouped_bar", "stacked_bar", "line", "multi_line", "area",
+         "pie", "donut", "rose", "scatter", "radar", "funnel")  # fmt: skip
+WORDS = {
+    "en": ["North", "South", "East", "West", "Central", "Pacific Coast", "Mountain States", "Great Lakes",
+           "Retail", "Wholesale", "Online", "Services"],
+    "zh": ["华北", "华南", "华东", "西南", "东北", "长江三角洲", "珠江三角洲", "京津冀", "零售", "批发", "线上", "服务业"],
+}  # fmt: skip
+SERIES = {"en": ["Revenue", "Profit", "Cost", "Exports"], "zh": ["营业收入", "利润", "成本", "出口"]}
+TITLES = {"en": "Quarterly revenue by region, 2023", "zh": "2023年各地区季度营业收入"}
+SIZES = ((1024, 768), (1024, 1024), (1280, 720), (800, 800), (900, 1100), (1024, 640))
+
+
+def make_spec(kind: str, rng: np.random.Generator, language: str) -> ChartSpec:
+    """A random spec in the shape the charts engine makes (numbers as drawn strings, units, CJK)."""
+    counts = {"pie": (3, 7), "donut": (3, 7), "rose": (4, 8), "funnel": (3, 6), "radar": (4, 7)}
+    lo, hi = counts.get(kind, (3, 9))
+    n = int(rng.integers(lo, hi + 1))
+    n_series = 1 if kind in SINGLE_SERIES_KINDS or kind in ("bar", "barh", "line") else int(rng.integers(2, 4))
+    percent = rng.random() < 0.3
+    decimals = int(rng.integers(0, 3))
+    scale = 100 if percent else float(10 ** int(rng.integers(0, 6)))
+    if kind == "scatter":
+        categories = [f"{x:.1f}" for x in np.linspace(1, 10, n)]
+    else:
+        categories = [WORDS[language][int(i)] for i in rng.choice(len(WORDS[language]), n, replace=False)]
+    series = []
+    for name in SERIES[language][:n_series]:
+        values = [round(float(v), decimals) for v in rng.uniform(0.1, 1.0, n) * scale]
+        labels = [f"{v:,.{decimals}f}" + ("%" if percent else "") for v in values]
+        series.append(Series(name, values, labels))
+    width, height = SIZES[int(rng.integers(len(SIZES)))]
+    single = kind in SINGLE_SERIES_KINDS
+    return ChartSpec(
+        kind=kind, categories=categories, series=series,  # type: ignore[arg-type]
+        title=TITLES[language] if rng.random() < 0.8 else None,
+        source=("World Bank" if language == "en" else "国家统计局") if rng.random() < 0.5 else None,
+        x_title=None if single else ("Region" if language == "en" else "地区"),
+        y_title=None if single else ("Revenue (USD m)" if language == "en" else "营业收入（亿元）"),
+        unit="%" if percent else "", language=language, width=width, height=height,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def page():
+    yield ec.browser()
+    tag = ec.browser().tag
+    ec.close()
+    assert wait_gone(tagged_processes(tag)) == []
+
+
+def _fragments(texts: list[dict]) -> set[str]:
+    return ec.text_fragments(texts)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_renders_offline(page, kind):
+    spec = make_spec(kind, np.random.default_rng(7), "en")
+    image, style = ec.render_chart(spec, np.random.default_rng(1))
+    pil = decode(image.data)
+    assert (pil.width, pil.height) == (spec.width, spec.height) and pil.mode == "RGB"
+    assert style["renderer"] == "echarts"
+    assert len(pil.getcolors(maxcolors=1 << 20) or []) > 20  # something was drawn, not a blank canvas
+    # No request left the page except local files (ECharts and themes are inlined from disk).
+    assert page.stats.blocked_requests == []
+    assert all(u.startswith(("file:", "data:", "blob:", "about:")) for u in page.stats.allowed_requests)
+
+
+def test_echarts_comes_from_node_modules():
+    path = ec.echarts_js()
+    assert path.is_file() and path.parent.parent.name == "echarts"
+    assert len(ec.themes()) > 10 and ec.themes()[0] is None
+
+
+def test_same_spec_and_rng_give_identical_bytes_also_after_restart(page):
+    spec = make_spec("grouped_bar", np.random.default_rng(3), "zh")
+    first, style1 = ec.render_chart(spec, np.random.default_rng(11))
+    ec.render_chart(make_spec("pie", np.random.default_rng(4), "en"), np.random.default_rng(2))  # something between
+    second, style2 = ec.render_chart(spec, np.random.default_rng(11))
+    page.restart()
+    third, _ = ec.render_chart(spec, np.random.default_rng(11))
+    assert first.data == second.data == third.data
+    assert style1 == style2
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_labels_true_and_nothing_clipped_on_many_seeds(page, language):
+    """Every value in the target is drawn exactly once-or-more as text, and every text is inside the canvas."""
+    layout_retries = 0
+    for seed in range(26):
+        kind = KINDS[seed % len(KINDS)]
+        spec = make_spec(kind, np.random.default_rng([seed, 17]), language)
+        try:
+            ec.render_chart(spec, np.random.default_rng(seed))
+        except ec.LayoutError:
+            layout_retries += 1  # the engine draws another spec; the check itself is tested below
+            continue
+        texts = ec.drawn_texts()
+        for t in texts:
+            assert t["x"] >= -0.5 and t["y"] >= -0.5, (kind, t)
+            assert t["x"] + t["width"] <= spec.width + 0.5 and t["y"] + t["height"] <= spec.height + 0.5, (kind, t)
+        drawn = _fragments(texts)
+        for s in spec.series:
+            for label in s.labels:
+                assert label in drawn, (kind, seed, label)
+        for category in spec.categories:
+            assert category in drawn, (kind, seed, category)
+        if spec.kind not in SINGLE_SERIES_KINDS:
+            for s in spec.series:
+                assert s.name in drawn, (kind, seed, "legend", s.name)
+        for field in (spec.title, spec.x_title, spec.y_title):
+            if field:
+                assert field in drawn, (kind, seed, field)
+        if spec.source:
+            assert any(spec.source in t["text"] for t in texts)
+        target = onechart_target(spec)
+        assert target.startswith("{") and (spec.title or "None") in target
+    assert layout_retries <= 3, f"{layout_retries} of 26 specs could not be laid out"
+
+
+def test_clipped_text_is_a_layout_error():
+    texts = [{"text": "815", "x": 1010.0, "y": 10.0, "width": 30.0, "height": 14.0}]
+    with pytest.raises(ec.LayoutError):
+        ec.check_legible(texts, [["815"]], 1024, 768)
+    with pytest.raises(ec.LayoutError):
+        ec.check_legible([{"text": "81", "x": 1, "y": 1, "width": 9, "height": 9}], [["815"]], 1024, 768)
+    ec.check_legible([{"text": "815", "x": 1, "y": 1, "width": 9, "height": 9}], [["815"]], 1024, 768)
+
+
+def test_rejected_option_is_an_error_and_the_next_chart_renders(page):
+    before = set(tagged_processes(page.tag))
+    with pytest.raises(RenderError) as info:
+        ec.render_option({"graphic": {"type": "no-such-element"}, "series": []}, [], 400, 300, None)
+    assert info.value.reason == "echarts_error"
+    image, _ = ec.render_chart(make_spec("bar", np.random.default_rng(5), "en"), np.random.default_rng(5))
+    assert image.width > 0
+    assert set(tagged_processes(page.tag)) == before  # the same browser, nothing new
+
+
+def test_hanging_page_times_out_then_recovers(page):
+    old = set(tagged_processes(page.tag))
+    with pytest.raises(RenderError) as info:
+        page.call("() => { while (true) {} }", timeout=1.0)
+    assert info.value.reason == "browser_timeout"
+    assert wait_gone(list(old)) == []  # the hung Chromium is gone, not leaked
+    image, _ = ec.render_chart(make_spec("line", np.random.default_rng(6), "en"), np.random.default_rng(6))
+    assert image.width > 0
+
+
+def test_browser_crash_mid_build_is_retried(page):
+    spec = make_spec("radar", np.random.default_rng(8), "zh")
+    expected, _ = ec.render_chart(spec, np.random.default_rng(8))
+    os.killpg(page.pid, signal.SIGKILL)
+    again, _ = ec.render_chart(spec, np.random.default_rng(8))
+    assert again.data == expected.data
+
+
+def test_unknown_kind_is_refused():
+    spec = ChartSpec("bar", ["a"], [Series("s", [1.0], ["1"])])
+    spec.kind = "sankey"  # type: ignore[assignment]
+    with pytest.raises(ValueError):
+        ec.build_option(spec, ec.pick_style(spec, np.random.default_rng(0)))
+
+
+def test_separate_browser_can_be_used(tmp_path: Path):
+    own = Browser(ec.browser_options())
+    try:
+        image, _ = ec.render_chart(make_spec("funnel", np.random.default_rng(9), "en"), np.random.default_rng(9), on=own)
+        assert image.height > 0
+    finally:
+        tag = own.tag
+        own.close()
+    assert wait_gone(tagged_processes(tag)) == []
