@@ -1,0 +1,199 @@
+"""molecules engine: labels read back from the drawing, inputs, rejections, cycling, determinism."""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+
+import fsspec
+import numpy as np
+import pytest
+from helpers import SHARED_DATA, build_dataset, errors, folder_digest, image, samples
+from rdkit import Chem, rdBase
+
+from engines.base import PROMPT_FORMAT
+from engines.molecules import DEFAULT_SET, Molecules
+from renderers.rdkit_draw import abbreviation_mols, choose_fragment, draw, parse_smiles, png_crc_ok, strip_png
+
+SHARED_SMILES = SHARED_DATA / "smiles" / "chembl20_chiral_10k.smi"
+
+
+def _inchikey(mol: Chem.Mol) -> str:
+    with rdBase.BlockLogs():
+        return Chem.MolToInchiKey(mol)
+
+
+def _drawn_inchikey(drawn: Chem.Mol, labels: dict[int, str]) -> str:
+    """What a reader of the picture gets: stereo from coordinates + wedges only, labels expanded."""
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromMolBlock(Chem.MolToMolBlock(drawn), removeHs=False)
+    assert mol is not None
+    if labels:
+        rw = Chem.RWMol(mol)
+        for k, (idx, label) in enumerate(sorted(labels.items()), start=1):
+            atom = rw.GetAtomWithIdx(idx)
+            assert atom.GetAtomicNum() == 0
+            atom.SetAtomMapNum(k)
+            group = Chem.RWMol(abbreviation_mols()[label])
+            dummies = [a for a in group.GetAtoms() if a.GetAtomicNum() == 0]
+            assert len(dummies) == 1
+            dummies[0].SetAtomMapNum(k)
+            rw.InsertMol(group)
+        mol = Chem.molzip(rw.GetMol())
+        Chem.SanitizeMol(mol)
+    return _inchikey(Chem.RemoveHs(mol))
+
+
+def test_targets_read_back_as_drawn_on_hundreds_of_real_molecules() -> None:
+    lines = [line.split()[0] for line in SHARED_SMILES.read_text().splitlines() if line.strip()]
+    chosen = lines[::33]  # ~300 molecules spread over the 10k set
+    # Small images keep this fast; layout, wedges and labels do not depend on the pixel size.
+    engine = Molecules(Molecules.resolve_params({"size": 256, "abbreviations": 0.5, "explicit_h": 0.5}), 7,
+                       [[s, f"x:{i}"] for i, s in enumerate(chosen)])
+    seen: Counter[str] = Counter()
+    checked = 0
+    for i, smiles in enumerate(chosen):
+        mol, _ = choose_fragment(parse_smiles(smiles), "largest")
+        if mol.GetNumHeavyAtoms() > engine.p["max_heavy_atoms"]:
+            continue
+        target = Chem.MolToSmiles(mol)
+        style = engine.style(engine.rng(i), mol)
+        drawing = draw(mol, style)
+        assert png_crc_ok(drawing.png)
+        assert _inchikey(Chem.MolFromSmiles(target)) == _inchikey(mol)
+        if _drawn_inchikey(drawing.mol, drawing.abbreviations) != _inchikey(mol):
+            seen["fallback"] += 1  # the engine redraws plainly or rejects; check that path below
+            continue
+        checked += 1
+        seen["abbreviated"] += bool(drawing.abbreviations)
+        seen[f"h_{style.hydrogens}"] += 1
+        seen[f"aromatic_{drawing.aromatic}"] += 1
+        seen["stereo"] += "@" in target or "/" in target or "\\" in target
+    assert checked >= 250, seen
+    assert seen["fallback"] <= 0.05 * len(chosen), seen
+    for key in ("abbreviated", "h_all", "h_stereo", "aromatic_circles", "aromatic_kekule", "aromatic_dashed"):
+        assert seen[key] >= 10, (key, seen)
+    assert seen["stereo"] >= 200, seen
+
+
+def test_engine_samples_are_true_through_the_build(tmp_path) -> None:
+    src = tmp_path / "in.smi"
+    lines = [line.split()[0] for line in SHARED_SMILES.read_text().splitlines()[1000:1040]]
+    src.write_text("\n".join(lines) + "\n")
+    build_dataset("molecules", tmp_path / "out", n=40, inputs=[str(src)],
+                  params={"size": 384, "abbreviations": 0.6, "explicit_h": 0.5})
+    recs = samples(tmp_path / "out")
+    errs = errors(tmp_path / "out")
+    assert len(recs) + len(errs) == 40
+    assert all(e["reason"] in {"too_large", "stereo_not_drawable"} for e in errs), errs
+    assert len(recs) >= 36
+    by_source = {f"{src}:{i + 1}": s for i, s in enumerate(lines)}
+    for rec in recs:
+        assert rec["task"] == "molecule" and rec["prompt"] == PROMPT_FORMAT
+        drawn, _ = choose_fragment(parse_smiles(by_source[rec["source"]]), "largest")  # salts: the largest part
+        assert _inchikey(Chem.MolFromSmiles(rec["target"])) == _inchikey(drawn)
+        assert rec["target"] == Chem.MolToSmiles(Chem.MolFromSmiles(rec["target"]))  # canonical by default
+        img = image(tmp_path / "out", rec)
+        assert img.size == (384, 384)
+
+
+def test_default_set_builds_deterministically(tmp_path) -> None:
+    a = build_dataset("molecules", tmp_path / "a", n=12)
+    b = build_dataset("molecules", tmp_path / "b", n=12)
+    assert (b.samples, b.errors) == (a.samples, a.errors)
+    assert a.samples + a.errors == 12 and a.samples >= 10
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b")
+    rec = samples(tmp_path / "a")[0]
+    assert rec["images"][0]["width"] == 1024 and rec["source"].startswith(str(DEFAULT_SET))
+    assert image(tmp_path / "a", rec).size == (1024, 1024)
+    header = DEFAULT_SET.read_text().splitlines()[:8]
+    assert any("CC BY-SA 3.0" in line for line in header) and any("ChEMBL" in line for line in header)
+
+
+def _write_inputs(folder) -> dict[str, str]:
+    folder.mkdir()
+    (folder / "a.smi").write_text(
+        "SMILES Name\n"
+        "# a comment line\n"
+        "CCO ethanol\n"               # line 3
+        "C1CC( broken\n"              # line 4: parse error
+        "CN(C)(C)(C)C pentavalent\n"  # line 5: sanitisation
+        "OCC ethanol-again\n"         # line 6: duplicate of line 3 after canonicalisation
+        "C[C@H](N)C(=O)O.Cl alanine-hcl\n"  # line 7: salt, largest fragment kept
+    )
+    with open(folder / "b.csv", "w") as fh:
+        fh.write("id,Structure,mw\n1,c1ccccc1O,94\n2,\"CC(=O)Oc1ccccc1C(=O)O\",180\n")
+    with gzip.open(folder / "c.tsv.gz", "wt") as fh:
+        fh.write("structure\tname\nCCCCCCCCCCCCCCCCCCCC\ticosane\nCC(C)Cc1ccc(C(C)C(=O)O)cc1\tibuprofen\n")
+    (folder / "notes.md").write_text("not a SMILES file\n")
+    return {"ethanol": f"{folder}/a.smi:3"}
+
+
+def test_inputs_filters_and_reasons(tmp_path) -> None:
+    _write_inputs(tmp_path / "in")
+    params = {"column": "structure", "size": 256, "max_heavy_atoms": 15}
+    units = Molecules.plan([str(tmp_path / "in")], Molecules.resolve_params(params))
+    assert [u[1].rsplit("/", 1)[1] for u in units] == [
+        "a.smi:3", "a.smi:4", "a.smi:5", "a.smi:6", "a.smi:7", "b.csv:2", "b.csv:3", "c.tsv.gz:2", "c.tsv.gz:3"]
+    assert units[3][2].endswith("a.smi:3")  # the duplicate names the first occurrence
+    build_dataset("molecules", tmp_path / "out", n=len(units), inputs=[str(tmp_path / "in")], params=params)
+    reasons = {e["source"].rsplit("/", 1)[1]: e for e in errors(tmp_path / "out")}
+    assert {k: e["reason"] for k, e in reasons.items()} == {
+        "a.smi:4": "invalid_smiles", "a.smi:5": "sanitization_failed", "a.smi:6": "duplicate",
+        "c.tsv.gz:2": "too_large"}
+    assert "syntax error" in reasons["a.smi:4"]["detail"] and "[" not in reasons["a.smi:4"]["detail"][:1]
+    assert "valence" in reasons["a.smi:5"]["detail"].lower()
+    assert "a.smi:3" in reasons["a.smi:6"]["detail"]
+    assert "20 heavy atoms" in reasons["c.tsv.gz:2"]["detail"]
+    targets = {r["source"].rsplit("/", 1)[1]: r["target"] for r in samples(tmp_path / "out")}
+    assert targets == {"a.smi:3": "CCO", "a.smi:7": "C[C@H](N)C(=O)O", "b.csv:2": "Oc1ccccc1",
+                       "b.csv:3": "CC(=O)Oc1ccccc1C(=O)O", "c.tsv.gz:3": "CC(C)Cc1ccc(C(C)C(=O)O)cc1"}
+
+
+def test_mixtures_can_be_rejected_and_input_form_kept(tmp_path) -> None:
+    src = tmp_path / "m.smi"
+    src.write_text("OC(=O)[C@@H](N)C.Cl\nC(C)O\n")
+    build_dataset("molecules", tmp_path / "rej", n=2, inputs=[str(src)], params={"fragments": "reject", "size": 256})
+    assert [e["reason"] for e in errors(tmp_path / "rej")] == ["mixture"]
+    build_dataset("molecules", tmp_path / "inp", n=2, inputs=[str(src)], params={"target_form": "input", "size": 256})
+    assert sorted(r["target"] for r in samples(tmp_path / "inp")) == ["C(C)O", "OC(=O)[C@@H](N)C"]
+
+
+def test_fsspec_urls_and_missing_column(tmp_path) -> None:
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/mol-test/set/x.smi", b"CCN\nCCCl\n")
+    fs.pipe("/mol-test/set/y.smi.gz", gzip.compress(b"c1ccncc1\n"))
+    units = Molecules.plan(["memory://mol-test/set"], Molecules.resolve_params({}))
+    assert [u[0] for u in units] == ["CCN", "CCCl", "c1ccncc1"]
+    assert units[2][1] == "memory:///mol-test/set/y.smi.gz:1" or units[2][1].endswith("y.smi.gz:1")
+    bad = tmp_path / "t.csv"
+    bad.write_text("a,b\nCC,1\n")
+    with pytest.raises(ValueError, match="no column 'smiles'"):
+        Molecules.plan([str(bad)], Molecules.resolve_params({}))
+
+
+def test_positions_beyond_the_units_cycle_with_new_styles(tmp_path) -> None:
+    src = tmp_path / "two.smi"
+    src.write_text("CC(=O)Nc1ccc(O)cc1\nCN1C=NC2=C1C(=O)N(C)C(=O)N2C\n")
+    build_dataset("molecules", tmp_path / "out", n=6, inputs=[str(src)], params={"size": 256})
+    recs = samples(tmp_path / "out")
+    assert len(recs) == 6
+    assert sorted(r["meta"]["pass"] for r in recs) == [0, 0, 1, 1, 2, 2]
+    for source in {r["source"] for r in recs}:
+        same = [r for r in recs if r["source"] == source]
+        assert len({r["target"] for r in same}) == 1
+        assert len({r["images"][0]["sha256"] for r in same}) == 3  # every pass is drawn differently
+
+
+def test_png_carries_no_metadata() -> None:
+    mol = parse_smiles("CC(=O)Oc1ccccc1C(=O)O")
+    engine = Molecules(Molecules.resolve_params({"size": 256}), 0, [["x", "y"]])
+    png = draw(mol, engine.style(np.random.default_rng(0), mol)).png
+    chunks, pos = [], 8
+    while pos < len(png):
+        length = int.from_bytes(png[pos:pos + 4], "big")
+        chunks.append(png[pos + 4:pos + 8])
+        pos += 12 + length
+    assert set(chunks) <= {b"IHDR", b"IDAT", b"IEND"}
+    fake = png[:8] + png[8:33] + (5).to_bytes(4, "big") + b"tEXt" + b"hello" + b"\0\0\0\0" + png[33:]
+    assert strip_png(fake) == png
