@@ -81,6 +81,8 @@ def open_doc(src: str) -> Any:
     if doc.needs_pass:
         raise PdfError("encrypted_pdf", "the document needs a password")
     if doc.page_count == 0:
+        if doc.is_repaired:
+            raise PdfError("broken_pdf", "damaged file (bad xref / truncated): repair recovered no pages")
         raise PdfError("zero_pages", "the document has no pages")
     doc._got_data_bytes = data
     _docs[src] = doc
@@ -107,7 +109,8 @@ def _page(src: str, pno: int) -> Any:
 
 def _pixmap_array(pix: Any) -> np.ndarray:
     arr = np.frombuffer(pix.samples_mv, dtype=np.uint8).reshape(pix.height, pix.stride)
-    return np.ascontiguousarray(arr[:, : pix.width * 3].reshape(pix.height, pix.width, 3))
+    # copy: the memoryview dies with the pixmap, and a contiguous slice would still be a view
+    return arr[:, : pix.width * 3].reshape(pix.height, pix.width, 3).copy()
 
 
 def analyze_page(src: str, pno: int, long_side: int, parser: str) -> PageRender:
