@@ -147,7 +147,7 @@ def extract_tabulars(source: str) -> list[Found]:
         cols, body = args[1 : cols_end - 1], args[cols_end:]
         if env != "tabular":
             cols = re.sub(r"@\{\\extracolsep\{[^{}]*\}\}", "", cols)
-            cols = re.sub(r"(?<![\\a-zA-Z])X", "l", cols)
+            cols = re.sub(r"(?<!\\)X", "l", cols)
         body = "\n".join(line.strip() for line in body.strip().split("\n") if line.strip())
         tex = f"\\begin{{tabular}}{{{cols.strip()}}}\n{body}\n\\end{{tabular}}"
         found.append(Found(tex, "tabular", offset + text.count("\n", 0, m.start()) + 1))
