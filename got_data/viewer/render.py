@@ -68,7 +68,9 @@ def kern_svg(kern: str) -> str:
     with _VEROVIO_LOCK:
         if _verovio is None:
             _verovio = verovio.toolkit()
-            _verovio.setOptions({"adjustPageHeight": True, "pageWidth": 2100, "scale": 40, "footer": "none", "header": "none"})
+            # One system on one line, the page cut to the music: the excerpt is shown whole.
+            _verovio.setOptions({"breaks": "none", "adjustPageWidth": True, "adjustPageHeight": True, "scale": 50,
+                                 "footer": "none", "header": "none"})
         if not _verovio.loadData(kern):
             raise RenderError("Verovio cannot load this **kern")
         if _verovio.getPageCount() < 1:
