@@ -43,8 +43,8 @@ def list_pdfs(inputs: list[str]) -> list[str]:
         path = Path(item[len("file://"):] if item.startswith("file://") else item)
         if path.is_dir() and (path / "index.json").is_file():
             # A built got-data dataset (e.g. of the pdf engine): reuse the PDFs it was made from.
-            config = json.loads((path / "index.json").read_text()).get("config", {})
-            found += list_pdfs(list(config.get("inputs", [])))
+            index = json.loads((path / "index.json").read_text())
+            found += list_pdfs(list(index.get("inputs", index.get("config", {}).get("inputs", []))))
         elif path.is_dir():
             found += [str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() == ".pdf" and p.is_file()]
         elif path.is_file():
