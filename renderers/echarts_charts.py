@@ -416,6 +416,8 @@ def render_option(
     if pixels.size != (width, height):
         raise RenderError("echarts_error", f"ECharts drew {pixels.size[0]}x{pixels.size[1]}, expected {width}x{height}")
     check_legible(drawn["texts"], labels, width, height)
+    if pixels.mode == "RGBA" and pixels.getextrema()[3] == (255, 255):
+        pixels = pixels.convert("RGB")  # opaque already: skip encode_png's alpha flattening
     return encode_png(pixels)
 
 

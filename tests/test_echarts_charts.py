@@ -189,3 +189,31 @@ def test_separate_browser_can_be_used(tmp_path: Path):
         tag = own.tag
         own.close()
     assert wait_gone(tagged_processes(tag)) == []
+
+
+def _charts_engine_available() -> bool:
+    try:
+        from engines import get_engine
+
+        get_engine("charts")
+    except Exception:  # noqa: BLE001 - the charts engine lands separately
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _charts_engine_available(), reason="engines/charts.py not present yet")
+def test_charts_engine_end_to_end_with_echarts_only_is_deterministic(tmp_path):
+    from helpers import build_dataset, errors, folder_digest, image, samples
+
+    params = {"echarts_share": 1}
+    build_dataset("charts", tmp_path / "a", n=10, params=params, seed=5)
+    build_dataset("charts", tmp_path / "b", n=10, params=params, seed=5)
+    assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b")
+    records = samples(tmp_path / "a")
+    assert len(records) + len(errors(tmp_path / "a")) == 10
+    assert len(records) >= 9
+    for record in records:
+        assert record["meta"]["renderer"] == "echarts"
+        assert record["prompt"] == "OCR with format: "
+        assert image(tmp_path / "a", record).size[0] >= 640
+    ec.close()  # the engine's close() also calls this; no browser left behind

@@ -44,6 +44,12 @@
     });
   }
 
+  function opaque(color) {
+    if (!color || typeof color !== 'string' || color === 'transparent') return false;
+    var rgba = color.match(/^rgba\(([^)]*)\)$/);
+    return !rgba || parseFloat(rgba[1].split(',')[3]) >= 1;
+  }
+
   window.gotRender = function (req) {
     var slot = chartFor(req.theme, req.width, req.height);
     attachLabels(req.option, req.labels || []);
@@ -56,7 +62,10 @@
     }
     last = slot.chart;
     // The texts come back with the pixels so every chart is checked for clipping at no extra call.
-    return { url: slot.chart.getDataURL({ type: 'png', pixelRatio: 1 }), texts: window.gotTexts() };
+    // An opaque background (the theme's, or white when it has none) so Python only drops alpha.
+    var bg = slot.chart.getModel().get('backgroundColor');
+    var url = slot.chart.getDataURL({ type: 'png', pixelRatio: 1, backgroundColor: opaque(bg) ? bg : '#ffffff' });
+    return { url: url, texts: window.gotTexts() };
   };
 
   // Every visible text drawn by the last chart with its bounding box in canvas pixels (for tests).
