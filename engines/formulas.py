@@ -135,7 +135,7 @@ def formula_job(
     target = f"\\( {tex} \\)" if inline else f"\\[ {tex} \\]"
     job = TexJob(body=body, preamble=preamble, dpi=dpi, margin_px=margin, gray=True, source=source)
     meta = {"target": target, "font": "noto-cjk" if cjk else font, "size": size, "dpi": dpi,
-            "mode": "inline" if inline else "display"}  # fmt: skip
+            "mode": "inline" if inline else "display", "margin": margin}  # fmt: skip
     return job, meta
 
 

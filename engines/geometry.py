@@ -241,4 +241,4 @@ class Geometry(TexBatchEngine):
 
 def geometry_job(tikz: str, dpi: int, margin: int, source: str | None) -> tuple[TexJob, dict[str, Any]]:
     job = TexJob(body=tikz, preamble=PREAMBLE, dpi=dpi, margin_px=margin, gray=False, source=source)
-    return job, {"target": tikz, "dpi": dpi}
+    return job, {"target": tikz, "dpi": dpi, "margin": margin}

@@ -108,5 +108,5 @@ def table_job(tex: str, style: dict[str, Any], dpi: int, margin: int, source: st
     body = (f"\\{style['size']}\\renewcommand{{\\arraystretch}}{{{style['arraystretch']}}}"
             f"\\setlength{{\\tabcolsep}}{{{style['tabcolsep']}pt}}\n{tex}")  # fmt: skip
     job = TexJob(body=body, preamble=preamble, dpi=dpi, margin_px=margin, gray=False, source=source)
-    meta = {"target": tex, **style, "font": "noto-cjk" if cjk else style["font"], "dpi": dpi}
+    meta = {"target": tex, **style, "font": "noto-cjk" if cjk else style["font"], "dpi": dpi, "margin": margin}
     return job, meta
