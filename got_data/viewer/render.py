@@ -1,4 +1,4 @@
-"""Targets rendered back to pictures on the server: SMILES (RDKit), **kern (Verovio), TikZ (pdflatex).
+"""Targets rendered back to pictures on the server: SMILES (RDKit), **kern (Verovio), TikZ (TeX).
 
 Markdown/LaTeX (KaTeX) and chart dicts (a table) are drawn in the page; this module
 only says which kind a target is and produces SVG for the three that need a toolchain.
@@ -87,6 +87,29 @@ TIKZ_DOCUMENT = r"""\documentclass[tikz,border=4pt]{standalone}
 """
 
 
+_tex: Any = None
+
+
+def tikz_picture(tikz: str) -> tuple[str, bytes]:
+    """Re-compile with the project's locked-down TeX renderer and the geometry engine's preamble,
+    so the picture is made exactly as the engine made it; fall back to a minimal safe compile."""
+    global _tex
+    try:
+        from engines.geometry import PREAMBLE
+        from renderers.tex import TexJob, TexRenderer
+    except ImportError:
+        return "image/svg+xml", tikz_svg(tikz).encode("utf-8")
+    from engines.base import Rejection
+
+    with _TEX_LOCK:
+        if _tex is None:
+            _tex = TexRenderer()
+        result = _tex.render([TexJob(body=tikz, preamble=PREAMBLE, dpi=150, margin_px=8, source="viewer")])[0]
+    if isinstance(result, Rejection):
+        raise RenderError(f"{result.reason}: {result.detail}")
+    return "image/png", result.data
+
+
 def tikz_svg(tikz: str) -> str:
     """Compile in a fresh temp folder: no shell escape, no reads or writes outside it, bounded time."""
     if not shutil.which("pdflatex"):
@@ -113,35 +136,40 @@ def tikz_svg(tikz: str) -> str:
             return doc[0].get_svg_image(text_as_path=True)
 
 
-RENDERERS = {"smiles": smiles_svg, "kern": kern_svg, "tikz": tikz_svg}
+def _svg(fn: Any) -> Any:
+    return lambda text: ("image/svg+xml", fn(text).encode("utf-8"))
+
+
+RENDERERS = {"smiles": _svg(smiles_svg), "kern": _svg(kern_svg), "tikz": tikz_picture}
 
 
 class RenderCache:
-    """Rendered SVGs (or their errors) by (kind, target), bounded by total bytes."""
+    """Rendered pictures (or their errors) by (kind, target), bounded by total bytes."""
 
     def __init__(self, max_bytes: int = 32 << 20) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple[str, str], tuple[bool, str]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], tuple[bool, str, bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def render(self, kind: str, target: str) -> tuple[bool, str]:
-        """(ok, svg or error message)."""
+    def render(self, kind: str, target: str) -> tuple[bool, str, bytes]:
+        """(ok, content type, picture or error message)."""
         cache_key = (kind, target)
         with self._lock:
             if cache_key in self._items:
                 self._items.move_to_end(cache_key)
                 return self._items[cache_key]
         try:
-            result = (True, RENDERERS[kind](target))
+            ctype, data = RENDERERS[kind](target)
+            result = (True, ctype, data)
         except RenderError as exc:
-            result = (False, str(exc))
+            result = (False, "text/plain; charset=utf-8", str(exc).encode("utf-8"))
         except Exception as exc:  # noqa: BLE001 - a renderer crash is shown, not fatal
-            result = (False, f"{type(exc).__name__}: {exc}")
+            result = (False, "text/plain; charset=utf-8", f"{type(exc).__name__}: {exc}".encode())
         with self._lock:
             self._items[cache_key] = result
-            self._bytes += len(result[1])
+            self._bytes += len(result[2])
             while self._bytes > self.max_bytes and len(self._items) > 1:
-                _, (_, old) = self._items.popitem(last=False)
+                _, (_, _, old) = self._items.popitem(last=False)
                 self._bytes -= len(old)
         return result

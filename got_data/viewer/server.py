@@ -129,7 +129,7 @@ class ViewerApp:
             return self.thumbs.get((dataset.id, f"{key}#{index}"), data), "image/jpeg"
         return data, _IMAGE_TYPES.get(ext, "application/octet-stream")
 
-    def render(self, kind: str, params: dict[str, str]) -> tuple[bool, str]:
+    def render(self, kind: str, params: dict[str, str]) -> tuple[bool, str, bytes]:
         if kind not in RENDERERS:
             raise ViewerError(404, "no such renderer")
         dataset = self.browser.dataset(params.get("ds", ""))
@@ -231,14 +231,11 @@ class Handler(BaseHTTPRequestHandler):
                 data, ctype = app.image(params, thumb=path == "/api/thumb")
                 self._send(200, data, ctype, {"Cache-Control": "private, max-age=3600"})
             elif path.startswith("/api/render/"):
-                ok, text = app.render(path[len("/api/render/"):], params)
-                if ok:
-                    # Served as an image: scripts inside an SVG never run from an <img>; the CSP blocks them anyway.
-                    self._send(200, text.encode("utf-8"), "image/svg+xml",
-                               {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-                                "Cache-Control": "private, max-age=3600"})
-                else:
-                    self._send(422, text.encode("utf-8"), "text/plain; charset=utf-8")
+                ok, ctype, data = app.render(path[len("/api/render/"):], params)
+                # Shown through an <img>: scripts inside an SVG never run there; the CSP blocks them anyway.
+                self._send(200 if ok else 422, data, ctype,
+                           {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                            "Cache-Control": "private, max-age=3600"})
             else:
                 raise ViewerError(404, "not found")
         except ViewerError as exc:
