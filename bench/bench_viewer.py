@@ -114,7 +114,7 @@ def main() -> None:
     server.shutdown()
     server.server_close()
 
-    ms = lambda xs: f"{statistics.median(xs) * 1000:7.1f} ms"  # noqa: E731
+    ms = lambda xs: f"{statistics.median(xs) * 1000:7.2f} ms"  # noqa: E731
     print(f"\ndataset: {len(records)} samples, {len(list(folder.glob('shard-*.tar')))} shards")
     print("open one sample (record + full image), median:")
     print(f"  viewer over HTTP, listing not loaded  {ms(cold)}")
