@@ -8,6 +8,8 @@ Rows:
 - bare loop: the same excerpts and options, in-process Verovio load+render + resvg, nothing else.
 - naive: what the dependency notes warn against: load the whole movement in Verovio for
   every sample and render one page.
+- Real input uses a few files (--files) so that, as in production (GrandStaff: ~65 systems per
+  piece), each file is parsed once per worker and cut many times.
 - Ray with 1 and 2 workers (wall time includes ray.init, reported separately).
 Systems per second per core is the 1-core pipeline rate. Peak memory is max RSS.
 """
@@ -69,14 +71,16 @@ def _naive(records: list[dict]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=60)
-    parser.add_argument("--input", default=str(SHARED_DATA / "kern"))
+    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--input", default=str(SHARED_DATA / "kern" / "joplin"))
+    parser.add_argument("--files", type=int, default=8, help="real files used: each is parsed once, cut many times")
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_music_"))
     rows: list[tuple[str, float, str]] = []
     try:
-        for label, inputs in (("built-in generator", []), ("real **kern", [args.input])):
+        real = sorted(str(p) for p in Path(args.input).rglob("*.krn"))[: args.files]
+        for label, inputs in (("built-in generator", []), (f"real **kern ({len(real)} files)", real)):
             secs, made = _pipeline(tmp / f"p{len(rows)}", args.n, inputs, workers=0)
             records = samples(tmp / f"p{len(rows)}")
             rate = made / secs
