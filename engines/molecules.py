@@ -27,10 +27,11 @@ from renderers.rdkit_draw import (
     MoleculeError,
     canonical,
     choose_fragment,
-    draw,
     parse_smiles,
     png_size,
+    prepare,
     read_back,
+    render,
 )
 
 DEFAULT_SET = Path(__file__).resolve().parent / "data" / "molecules_default.smi"
@@ -167,15 +168,15 @@ class Molecules(Engine):
                 raise MoleculeError("too_large", f"{heavy} heavy atoms > max_heavy_atoms={self.p['max_heavy_atoms']}")
             target = canonical(mol)
             style = self.style(rng, mol)
-            drawing = draw(mol, style)
+            drawing = prepare(mol, style)
             if read_back(drawing.mol, drawing.abbreviations) != target:
-                # RDKit's depictor can break a drawn stereo element (e.g. a macrocycle's E/Z);
-                # a plainer layout usually keeps it; otherwise the sample would lie.
-                plain = replace(style, abbreviations=False, coordgen=not style.coordgen)
-                drawing = draw(mol, plain)
-                style = plain
+                # A label can hide a stereocentre (two groups abbreviated alike) and RDKit's depictor can
+                # break a drawn stereo element (a macrocycle's E/Z): a plainer layout usually keeps it.
+                style = replace(style, abbreviations=False, coordgen=not style.coordgen)
+                drawing = prepare(mol, style)
                 if read_back(drawing.mol, drawing.abbreviations) != target:
                     raise MoleculeError("stereo_not_drawable", f"the 2D drawing does not show the stereo of {target}")
+            drawing = render(drawing, style)
         if self.p["target_form"] == "input":
             target = self._input_form(smiles, mol, n_frags, target)
         width, height = png_size(drawing.png)

@@ -12,7 +12,7 @@ import math
 import re
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rdkit import Chem, rdBase
@@ -72,10 +72,11 @@ class DrawStyle:
 
 @dataclass
 class Drawing:
-    png: bytes
-    mol: Chem.Mol  # what was drawn: coordinates, dummy atoms for abbreviations, explicit H
+    mol: Chem.Mol  # what is drawn: coordinates, wedges, dummy atoms for abbreviations, explicit H
     abbreviations: dict[int, str]  # dummy atom index -> abbreviation label
     aromatic: str  # the aromatic style actually used (circles fall back to kekule)
+    rings: list[tuple[int, ...]] = field(default_factory=list)  # rings that get a circle
+    png: bytes = b""  # filled by render()
 
 
 # -- parsing ------------------------------------------------------------------------
@@ -132,7 +133,8 @@ def abbreviation_mols() -> dict[str, Chem.Mol]:
     """label -> the group's molecule with one dummy atom at the attachment point."""
     global _ABBREVIATIONS
     if _ABBREVIATIONS is None:
-        _ABBREVIATIONS = {a.label: Chem.Mol(a.mol) for a in _abbreviation_defs()}
+        # Re-parsed from SMILES: the definitions carry query features and frozen H counts ([OH]).
+        _ABBREVIATIONS = {a.label: Chem.MolFromSmiles(Chem.MolToSmiles(a.mol)) for a in _abbreviation_defs()}
     return _ABBREVIATIONS
 
 
@@ -277,8 +279,8 @@ def _options(drawer: rdMolDraw2D.MolDraw2DCairo, style: DrawStyle, labels: dict[
         o.atomLabels[idx] = displays.get(label, label)
 
 
-def draw(mol: Chem.Mol, style: DrawStyle) -> Drawing:
-    """Lay out and draw one molecule; the PNG carries only image chunks."""
+def prepare(mol: Chem.Mol, style: DrawStyle) -> Drawing:
+    """Everything but the pixels: cheap, so the caller can check it (read_back) before paying for Cairo."""
     laid, labels = layout(mol, style)
     aromatic = style.aromatic
     rings = _aromatic_rings(laid) if aromatic == "circles" else None
@@ -286,14 +288,24 @@ def draw(mol: Chem.Mol, style: DrawStyle) -> Drawing:
         aromatic = "kekule"  # no aromatic ring, or one a circle cannot show faithfully
     prepared = rdMolDraw2D.PrepareMolForDrawing(laid, kekulize=aromatic == "kekule", addChiralHs=False,
                                                  wedgeBonds=True)
-    shown = _single_bond_skeleton(prepared) if aromatic == "circles" else prepared
+    return Drawing(prepared, labels, aromatic, rings or [])
+
+
+def render(drawing: Drawing, style: DrawStyle) -> Drawing:
+    """Draw a prepared molecule with Cairo; the PNG carries only image chunks."""
+    circles = drawing.aromatic == "circles"
+    shown = _single_bond_skeleton(drawing.mol) if circles else drawing.mol
     drawer = rdMolDraw2D.MolDraw2DCairo(style.size, style.size)
-    _options(drawer, style, labels)
+    _options(drawer, style, drawing.abbreviations)
     drawer.DrawMolecule(shown)
-    if aromatic == "circles":
-        _draw_circles(drawer, laid, rings or [], style)
+    if circles:
+        _draw_circles(drawer, drawing.mol, drawing.rings, style)
     drawer.FinishDrawing()
-    return Drawing(strip_png(drawer.GetDrawingText()), prepared, labels, aromatic)
+    return replace(drawing, png=strip_png(drawer.GetDrawingText()))
+
+
+def draw(mol: Chem.Mol, style: DrawStyle) -> Drawing:
+    return render(prepare(mol, style), style)
 
 
 def _draw_circles(drawer: rdMolDraw2D.MolDraw2DCairo, mol: Chem.Mol, rings: list[tuple[int, ...]],
