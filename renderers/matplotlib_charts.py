@@ -81,6 +81,11 @@ def font_file(family: str) -> str:
     return font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
 
 
+def _pt(size: float) -> float:
+    """Font sizes in half points: matplotlib caches font lookups per size, so few sizes keep lookups cached."""
+    return round(size * 2) / 2
+
+
 # -- style ------------------------------------------------------------------------------
 
 
@@ -110,7 +115,7 @@ def choose_style(spec: ChartSpec, rng: np.random.Generator) -> Style:
     base = min(spec.width, spec.height) / 800 * float(rng.uniform(10.5, 14.5))
     return Style(
         family=families[int(rng.integers(len(families)))],
-        font_size=round(base, 1),
+        font_size=_pt(base),
         palette=list(PALETTES)[int(rng.integers(len(PALETTES)))],
         grid=("none", "y", "both")[int(rng.integers(3))],
         spines=("all", "open")[int(rng.integers(2))],
@@ -181,7 +186,7 @@ def _draw_axes_chart(fig: Figure, ax: Any, spec: ChartSpec, style: Style, rng: n
     colors = _colors(style, max(len(spec.series), len(spec.categories)))
     n_cat, n_ser = len(spec.categories), len(spec.series)
     x = np.arange(n_cat, dtype=float)
-    vsize = style.font_size * float(rng.uniform(0.8, 0.95))
+    vsize = _pt(style.font_size * float(rng.uniform(0.8, 0.95)))
     anchored: list[Anchored] = []
     values: list[Text] = []
     show_legend = _named(spec)
@@ -283,7 +288,7 @@ def _draw_pie(fig: Figure, ax: Any, spec: ChartSpec, style: Style, rng: np.rando
     wedges, texts = ax.pie(s.values, labels=names, colors=colors, startangle=start, counterclock=False,
                            wedgeprops=wedgeprops, labeldistance=1.1,
                            textprops={"fontsize": style.font_size})[:2]  # fmt: skip
-    vsize = style.font_size * 0.9
+    vsize = _pt(style.font_size * 0.9)
     values = []
     radius = 0.79 if donut else 0.64
     for w, lab in zip(wedges, s.labels, strict=True):
@@ -341,8 +346,8 @@ def _fit_values(drawn: Drawn, renderer: Any) -> bool:
 def draw_chart(spec: ChartSpec, rng: np.random.Generator) -> tuple[Figure, dict[str, Any]]:
     """Draw ``spec`` on a fresh Agg figure, laid out and checked; returns the drawn figure and style."""
     style = choose_style(spec, rng)
-    rc = {"font.family": [style.family], "font.size": style.font_size, "axes.titlesize": style.font_size * 1.3,
-          "figure.titlesize": style.font_size * 1.35, "axes.labelsize": style.font_size * 1.05,
+    rc = {"font.family": [style.family], "font.size": style.font_size, "axes.titlesize": _pt(style.font_size * 1.3),
+          "figure.titlesize": _pt(style.font_size * 1.35), "axes.labelsize": _pt(style.font_size * 1.05),
           "svg.hashsalt": "got-data", "axes.unicode_minus": False}  # fmt: skip
     with matplotlib.rc_context(rc):
         fig = Figure(
@@ -357,7 +362,7 @@ def draw_chart(spec: ChartSpec, rng: np.random.Generator) -> tuple[Figure, dict[
         if spec.source:
             label = f"数据来源：{spec.source}" if spec.language == "zh" else f"Source: {spec.source}"
             src = fig.text(
-                0.01, 0.01, label, ha="left", va="bottom", fontsize=style.font_size * 0.8, color="#555555"
+                0.01, 0.01, label, ha="left", va="bottom", fontsize=_pt(style.font_size * 0.8), color="#555555"
             )
             renderer = canvas.get_renderer()
             share = (src.get_window_extent(renderer).height + 8) / fig.bbox.height
