@@ -12,7 +12,8 @@
     if (chart && !chart.isDisposed()) return { key: key, chart: chart };
     if (charts.size >= MAX_CHARTS) drop(charts.keys().next().value);
     var div = document.createElement('div');
-    div.style.cssText = 'position:absolute;left:0;top:0;width:' + width + 'px;height:' + height + 'px';
+    // Off-screen: ECharts still draws into its canvas, but Chromium never paints or composites it.
+    div.style.cssText = 'position:absolute;left:-40000px;top:0;width:' + width + 'px;height:' + height + 'px';
     document.body.appendChild(div);
     chart = echarts.init(div, theme || null, { renderer: 'canvas', width: width, height: height, devicePixelRatio: 1 });
     charts.set(key, chart);
