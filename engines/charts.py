@@ -211,9 +211,10 @@ def random_spec(rng: np.random.Generator, kinds: tuple[str, ...], zh_share: floa
         categories = _categories(rng, group, int(rng.integers(cmin, cmax + 1)))
 
     percent = (single and rng.random() < 0.5) or (not single and rng.random() < 0.15)
-    exponent = int(rng.integers(0, 7))  # magnitudes 1e0 .. 1e6
+    exponent = int(rng.integers(0, 6))  # largest values from 2 (1e0) to 1e6
     fmt = _number_format(rng, percent, exponent)
-    scale = 100.0 if percent else 10.0**exponent
+    # The largest value of the chart: 2..10 times its magnitude, so integer charts of 1e0 still vary.
+    scale = 100.0 if percent else 10.0**exponent * float(rng.uniform(2, 10))
     metric = _pick(rng, words.metrics)[0]
     unit = "" if percent or rng.random() < 0.5 else _pick(rng, words.units)[0]
     names = _pick(rng, words.series, n_series) if n_series > 1 or rng.random() < 0.5 else [metric]
