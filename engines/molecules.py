@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +185,7 @@ class Molecules(Engine):
             "heavy_atoms": heavy,
             "fragments": n_frags,
             "pass": epoch,
-            "style": {**asdict(style), "aromatic": drawing.aromatic,
+            "style": {**vars(style), "aromatic": drawing.aromatic,
                       "abbreviations": sorted(set(drawing.abbreviations.values()))},
         }
         return Sample(task="molecule", prompt=PROMPT_FORMAT, target=target,
@@ -230,4 +230,5 @@ class Molecules(Engine):
             coordgen=bool(rng.random() < 0.3),
             explicit_methyl=bool(rng.random() < 0.1),
             multiple_bond_offset=float(rng.uniform(0.12, 0.2)),
+            plain_wedges=bool(rng.random() < 0.5),
         )

@@ -68,6 +68,7 @@ class DrawStyle:
     coordgen: bool = False
     explicit_methyl: bool = False
     multiple_bond_offset: float = 0.15
+    plain_wedges: bool = False  # wedges in one colour instead of split by atom colour
 
 
 @dataclass
@@ -271,6 +272,7 @@ def _options(drawer: rdMolDraw2D.MolDraw2DCairo, style: DrawStyle, labels: dict[
     o.explicitMethyl = style.explicit_methyl
     o.addStereoAnnotation = False  # CIP labels of a condensed/re-bonded drawing molecule could be wrong
     o.dummiesAreAttachments = False
+    o.singleColourWedgeBonds = style.plain_wedges
     {"bw": o.useBWAtomPalette, "default": o.useDefaultAtomPalette,
      "cdk": o.useCDKAtomPalette, "avalon": o.useAvalonAtomPalette}[style.palette]()
     # RDKit turns abbreviation labels' <sub>/<sup> markup into real sub/superscripts.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import fsspec
 import numpy as np
@@ -215,3 +218,23 @@ def test_png_carries_no_metadata() -> None:
     assert set(chunks) <= {b"IHDR", b"IDAT", b"IEND"}
     fake = png[:8] + png[8:33] + (5).to_bytes(4, "big") + b"tEXt" + b"hello" + b"\0\0\0\0" + png[33:]
     assert strip_png(fake) == png
+
+
+def test_separate_processes_give_identical_bytes(tmp_path) -> None:
+    """Ray workers are fresh interpreters: RDKit state (CoordGen, fonts) must not depend on history."""
+    src = tmp_path / "in.smi"
+    lines = SHARED_SMILES.read_text().splitlines()[::700]
+    src.write_text("\n".join(lines) + "\n")
+    script = (
+        "import sys; sys.path.insert(0, 'tests'); from helpers import build_dataset; "
+        f"build_dataset('molecules', sys.argv[1], n={len(lines)}, inputs=[{str(src)!r}], seed=5, "
+        "params={'size': 256, 'abbreviations': 0.5, 'explicit_h': 0.5})"
+    )
+    root = Path(__file__).resolve().parents[1]
+    for name in ("p1", "p2"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], cwd=root, check=True, timeout=300)
+    build_dataset("molecules", tmp_path / "p3", n=len(lines), inputs=[str(src)], seed=5,
+                  params={"size": 256, "abbreviations": 0.5, "explicit_h": 0.5})
+    digest = folder_digest(tmp_path / "p1")
+    assert digest == folder_digest(tmp_path / "p2") == folder_digest(tmp_path / "p3")
+    assert len(samples(tmp_path / "p1")) >= len(lines) - 1
