@@ -8,10 +8,12 @@ touching any other Ray on the machine (``ray stop`` would kill them all).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,7 @@ class Node:
             self.process.wait(timeout=30)
         # raylet and friends may have left the session; find them by their temp folder
         subprocess.run(["pkill", "-9", "-f", str(self.temp_dir)], check=False)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 @dataclass
@@ -60,11 +63,20 @@ class Cluster:
     address: str = ""
     nodes: list[Node] = field(default_factory=list)
 
-    def start_head(self, cpus: int = 1) -> str:
+    dashboard: str = ""
+
+    def start_head(self, cpus: int = 1, dashboard: bool = False) -> str:
+        """Start the head; with ``dashboard`` it also serves the job API (for `ray job submit`)."""
         port = free_port()
         self.address = f"127.0.0.1:{port}"
-        self._start(["--head", "--port", str(port), "--include-dashboard", "false",
-                     "--ray-client-server-port", str(free_port())], cpus, "head")
+        args = ["--head", "--port", str(port), "--ray-client-server-port", str(free_port())]
+        if dashboard:
+            dash_port = free_port()
+            self.dashboard = f"http://127.0.0.1:{dash_port}"
+            args += ["--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash_port)]
+        else:
+            args += ["--include-dashboard", "false"]
+        self._start(args, cpus, "head")
         self._wait_until_up(cpus)
         return self.address
 
@@ -75,11 +87,12 @@ class Cluster:
         return node
 
     def _start(self, args: list[str], cpus: int, name: str) -> Node:
-        temp = self.root / name
-        temp.mkdir(parents=True, exist_ok=True)
+        # Ray puts AF_UNIX sockets under the temp dir: keep its path short (107-byte limit).
+        temp = Path(tempfile.mkdtemp(prefix=f"ray{name[:2]}", dir="/tmp"))
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
         cmd = [RAY, "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus),
                "--temp-dir", str(temp), "--disable-usage-stats", *_ports(), *args]
+        self.root.mkdir(parents=True, exist_ok=True)
         log = open(self.root / f"{name}.log", "w")
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         node = Node(process, temp)
