@@ -17,10 +17,12 @@ import io
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,15 +110,45 @@ class MemorySampler:
         self._thread.join()
 
 
-def pipeline(n: int, workers: int, out: Path, shard_size: int) -> tuple[float, MemorySampler]:
+def _worker_cpu() -> dict[int, float]:
+    """CPU seconds so far of this process's Ray worker processes, by pid."""
+    out = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(child.cmdline())
+            if "default_worker.py" in cmd or cmd.startswith("ray::"):
+                t = child.cpu_times()
+                out[child.pid] = t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
+@dataclass
+class Run:
+    rate: float  # charts per wall second
+    cpu_ms: float  # CPU ms per chart in the driver and the Ray workers (load-independent)
+    mem: MemorySampler
+
+
+def pipeline(n: int, workers: int, out: Path, shard_size: int) -> Run:
     shutil.rmtree(out, ignore_errors=True)
+    before, me = _worker_cpu(), psutil.Process().cpu_times()
     with MemorySampler() as mem:
         started = time.perf_counter()
         summary = build(BuildRequest("charts", n, str(out), shard_size=shard_size, workers=workers,
                                      params=PARAMS, progress=False))  # fmt: skip
         seconds = time.perf_counter() - started
+    after, me2 = _worker_cpu(), psutil.Process().cpu_times()
+    cpu = sum(t - before.get(pid, 0.0) for pid, t in after.items()) + (me2.user + me2.system - me.user - me.system)
     assert summary.samples + summary.errors == n, summary
-    return n / seconds, mem
+    return Run(n / seconds, cpu / n * 1000, mem)
+
+
+def bare_run(n: int) -> Run:
+    t = time.process_time()
+    rate = bare_loop(n)
+    return Run(rate, (time.process_time() - t) / n * 1000, MemorySampler())
 
 
 def start_ray(cpus: int) -> float:
@@ -131,26 +163,31 @@ def start_ray(cpus: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=60, help="charts per throughput measurement (2 workers get 2x)")
+    ap.add_argument("--n", type=int, default=24, help="charts per measurement and round (2 workers get 2x)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are printed")
     ap.add_argument("--mem-n", default="100,1000", help="small,large n of the memory comparison (2 workers)")
     args = ap.parse_args()
     small, large = (int(x) for x in args.mem_n.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="bench-charts-"))
-    shard = 10
+    n, shard = args.n, max(1, args.n // 4)
+    # Every pipeline run is interleaved with a bare loop of the same charts, so a change of machine
+    # load (other jobs) hits both sides of each ratio; ratios are medians over rounds.
+    bare1, one, bare2, two, naive = [], [], [], [], []
     try:
         bare_loop(3)  # imports, font registration
-        bare = bare_loop(args.n)
-        naive = naive_loop(args.n, tmp / "naive")
-
         ray_start = start_ray(1)
         pipeline(2, 1, tmp / "warm1", shard)
-        one, _ = pipeline(args.n, 1, tmp / "p1", shard)
-
+        for r in range(args.rounds):
+            bare1.append(bare_run(n))
+            one.append(pipeline(n, 1, tmp / f"p1-{r}", shard))
+            naive.append(naive_loop(n, tmp / f"naive-{r}"))
         start_ray(2)
         pipeline(4, 2, tmp / "warm2", 2)
-        two, _ = pipeline(2 * args.n, 2, tmp / "p2", shard)
-        _, mem_small = pipeline(small, 2, tmp / "m1", 20)
-        _, mem_large = pipeline(large, 2, tmp / "m2", 20)
+        for r in range(args.rounds):
+            bare2.append(bare_run(n))
+            two.append(pipeline(2 * n, 2, tmp / f"p2-{r}", shard))
+        mem_small = pipeline(small, 2, tmp / "m1", 20).mem
+        mem_large = pipeline(large, 2, tmp / "m2", 20).mem
     finally:
         import ray
 
@@ -158,14 +195,25 @@ def main() -> None:
             ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
 
+    med = statistics.median
+    one_vs_bare = med(o.rate / b.rate for o, b in zip(one, bare1, strict=True))
+    two_vs_bare = med(t.rate / b.rate for t, b in zip(two, bare2, strict=True))
+    one_vs_naive = med(o.rate / v for o, v in zip(one, naive, strict=True))
     mib = 1024 * 1024
-    print(f"charts benchmark (Matplotlib, echarts_share=0), {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
-    print(f"  bare render+encode loop, 1 process : {bare:6.2f} charts/s")
-    print(f"  naive (savefig + files), 1 process : {naive:6.2f} charts/s")
-    print(f"  pipeline, Ray, 1 worker            : {one:6.2f} charts/s   = {one / bare:.2f} x bare loop"
-          f"   = {one / naive:.2f} x naive")  # fmt: skip
-    print(f"  pipeline, Ray, 2 workers           : {two:6.2f} charts/s   = {two / one:.2f} x 1 worker"
-          f"   = {two / bare:.2f} x bare loop   = {two / naive:.2f} x naive")  # fmt: skip
+    print(f"charts benchmark (Matplotlib, echarts_share=0), {os.cpu_count()} cores, "
+          f"load avg {os.getloadavg()[0]:.1f}, {args.rounds} rounds of n={n}, medians")  # fmt: skip
+    print(f"  bare render+encode loop, 1 process : {med(b.rate for b in bare1 + bare2):6.2f} charts/s"
+          f"   {med(b.cpu_ms for b in bare1 + bare2):5.0f} CPU ms/chart")  # fmt: skip
+    print(f"  naive (savefig + files), 1 process : {med(naive):6.2f} charts/s")
+    print(f"  pipeline, Ray, 1 worker            : {med(o.rate for o in one):6.2f} charts/s"
+          f"   {med(o.cpu_ms for o in one):5.0f} CPU ms/chart")  # fmt: skip
+    print(f"  pipeline, Ray, 2 workers           : {med(t.rate for t in two):6.2f} charts/s"
+          f"   {med(t.cpu_ms for t in two):5.0f} CPU ms/chart")  # fmt: skip
+    print(f"  pipeline 1 worker / bare loop      : {one_vs_bare:.2f}   (CPU per chart bare/pipeline "
+          f"{med(b.cpu_ms for b in bare1) / med(o.cpu_ms for o in one):.2f})")  # fmt: skip
+    print(f"  pipeline 1 worker / naive          : {one_vs_naive:.2f}")
+    print(f"  2 workers / 1 worker               : {two_vs_bare / one_vs_bare:.2f}   (2 workers / bare loop "
+          f"{two_vs_bare:.2f})")  # fmt: skip
     print(f"  Ray start-up (not in the above)    : {ray_start:6.1f} s")
     print(f"  peak RSS driver+workers n={small:<6}: {mem_small.peak_workers / mib:7.0f} MiB"
           f"   (all Ray processes {mem_small.peak_all / mib:.0f} MiB)")  # fmt: skip
