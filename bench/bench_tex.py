@@ -68,7 +68,7 @@ def pipeline(engine: str, n: int, workers: int) -> float:
     out = tempfile.mkdtemp(prefix="bench-tex-")
     shutil.rmtree(out)
     t = time.perf_counter()
-    s = build(BuildRequest(engine=engine, n=n, out=out, workers=workers, shard_size=max(1, n // 4), progress=False))
+    s = build(BuildRequest(engine=engine, n=n, out=out, workers=workers, shard_size=max(1, n // 2), progress=False))
     dt = time.perf_counter() - t
     shutil.rmtree(out, ignore_errors=True)
     return s.samples / dt
@@ -76,21 +76,23 @@ def pipeline(engine: str, n: int, workers: int) -> float:
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    plan = [("formulas", Formulas, 400, 25, 800), ("tables", Tables, 150, 12, 300), ("geometry", Geometry, 100, 10, 200)]
+    plan = [("formulas", Formulas, 400, 20, 600), ("tables", Tables, 150, 10, 200), ("geometry", Geometry, 100, 8, 150)]
     import pymupdf  # noqa: F401 - import cost out of the timings
 
-    print(f"{'engine':9} {'naive/s':>8} {'batched/s':>10} {'x naive':>8} {'pipe 1w/s':>10} {'pipe 2w/s':>10} "
-          f"{'2w/1w':>6} {'pipe/bare':>9}")  # fmt: skip
+    print("naive = one TeX run per snippet; batched = bare renderer loop; pipe = full build (in-process, Ray 1/2 workers)")
+    print(f"{'engine':9} {'naive/s':>8} {'batched/s':>10} {'x naive':>8} {'pipe 0w/s':>10} {'pipe 1w/s':>10} "
+          f"{'pipe 2w/s':>10} {'2w/1w':>6} {'0w/bare':>8}")  # fmt: skip
     for name, cls, n_batch, n_naive, n_pipe in plan:
         if quick:
             n_batch, n_naive, n_pipe = n_batch // 4, max(4, n_naive // 3), n_pipe // 4
         jobs = jobs_of(cls, n_batch)
         r_naive = naive(jobs[:n_naive])
         r_batch = batched(jobs)
+        r0 = pipeline(name, n_pipe, 0)
         r1 = pipeline(name, n_pipe, 1)
         r2 = pipeline(name, n_pipe, 2)
-        print(f"{name:9} {r_naive:8.1f} {r_batch:10.1f} {r_batch / r_naive:7.1f}x {r1:10.1f} {r2:10.1f} "
-              f"{r2 / r1:5.2f}x {r1 / r_batch:8.2f}x", flush=True)  # fmt: skip
+        print(f"{name:9} {r_naive:8.1f} {r_batch:10.1f} {r_batch / r_naive:7.1f}x {r0:10.1f} {r1:10.1f} {r2:10.1f} "
+              f"{r2 / r1:5.2f}x {r0 / r_batch:7.2f}x", flush=True)  # fmt: skip
     self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak RSS: this process {self_mb:.0f} MB, largest child (TeX/Ray worker) {child_mb:.0f} MB; cores {os.cpu_count()}, "

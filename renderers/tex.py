@@ -93,7 +93,7 @@ class TexLimits:
     max_height_pt: float = 800.0
     batch_size: int = 200
     timeout_base_s: float = 8.0
-    timeout_per_snippet_s: float = 0.25
+    timeout_per_snippet_s: float = 0.5
 
 
 @dataclass
@@ -204,16 +204,23 @@ class TexRenderer:
             return
         run = self._run([jobs[i] for i in idxs])
         if run.fatal is not None or run.timed_out:
+            if len(idxs) == 1:
+                out[idxs[0]] = self._failure(run, jobs[idxs[0]])
+                return
             culprit = run.started[-1] if run.started else None
-            if culprit is None or (len(idxs) > 1 and culprit >= len(idxs)):
-                culprit = None
-            if culprit is None:
-                if len(idxs) == 1:
-                    out[idxs[0]] = self._failure(run, jobs[idxs[0]])
-                    return
+            if culprit is None:  # nothing started: bisect
                 half = len(idxs) // 2
                 self._solve(jobs, idxs[:half], out)
                 self._solve(jobs, idxs[half:], out)
+                return
+            if run.timed_out:
+                # A busy machine can make a whole batch late: only a snippet that is late *alone* is
+                # rejected (tex_timeout), so results never depend on the load. The rest, in halves.
+                self._solve(jobs, [idxs[culprit]], out)
+                rest = idxs[:culprit] + idxs[culprit + 1 :]
+                half = max(1, len(rest) // 2)
+                self._solve(jobs, rest[:half], out)
+                self._solve(jobs, rest[half:], out)
                 return
             out[idxs[culprit]] = self._failure(run, jobs[idxs[culprit]])
             self._solve(jobs, idxs[:culprit] + idxs[culprit + 1 :], out)
