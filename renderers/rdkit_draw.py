@@ -260,7 +260,10 @@ def _options(drawer: rdMolDraw2D.MolDraw2DCairo, style: DrawStyle, labels: dict[
     o.includeMetadata = False  # no molecule pickle in tEXt chunks
     o.addAtomIndices = False
     o.prepareMolsBeforeDrawing = False  # done by us, so read_back sees the same wedges
-    o.fontFile = FONTS[style.font]
+    font = FONTS[style.font]
+    if font and not Path(font).is_file():  # never let FreeType fall back silently: other glyphs, other bytes
+        raise FileNotFoundError(f"font {font} is missing (fonts-dejavu-core in docker/apt-packages.txt)")
+    o.fontFile = font
     o.baseFontSize = style.font_scale
     o.maxFontSize = max(6, int(style.max_font_px))
     o.minFontSize = max(6, int(style.size / 96))
