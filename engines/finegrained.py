@@ -15,8 +15,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from engines.base import PROMPT_OCR, Param, Rejection, Result, Sample
-from engines.pdf import SANDBOX_PARAMS, PdfBase, parse_tasks, pick_region, pixel_box, region_text
-from renderers.image import encode_png
+from engines.pdf import SANDBOX_PARAMS, PdfBase, parse_tasks, pick_region, region_text
+from renderers.pdf_raster import pixel_box
+from renderers.png_fast import encode_png_fast
 
 COLORS = {"red": (255, 0, 0), "green": (0, 170, 0), "blue": (0, 0, 255)}
 REGION_KINDS = ("line", "paragraph", "window")
@@ -40,7 +41,7 @@ def draw_frame(image: np.ndarray, box: list[int], color: tuple[int, int, int], w
 
 class Finegrained(PdfBase):
     name = "finegrained"
-    version = "1"
+    version = "2"  # 2: PNGs written by renderers.png_fast (same pixels, other bytes)
     description = "box-guided ([x1, y1, x2, y2] OCR: ) and colour-guided ([red] OCR: ) regions of PDF pages"
     params = (
         Param("tasks", "box,color", "comma-separated tasks to mix: box, color"),
@@ -66,7 +67,7 @@ class Finegrained(PdfBase):
         else:
             task = "box"
         color = list(COLORS)[int(rng.integers(len(COLORS)))]
-        render = self.page(unit)
+        render = self.page(unit, "png" if task == "box" else "raw")  # raw pixels to draw the frame on
         if isinstance(render, Rejection):
             return render
         where = f"{unit[0]}#page={unit[1] + 1}"
@@ -74,15 +75,16 @@ class Finegrained(PdfBase):
         if picked is None:
             return Rejection("no_clean_region", "no region is clear of other text", source=where)
         kind, members, region = picked
-        h, w = render.image.shape[:2]
+        w, h = render.size
         box = pixel_box(region, render.scale, w, h)
         meta = {"page": unit[1] + 1, "parser": self.p["parser"], "region": kind, "lines": len(members)}
         target = region_text(render, members)
         if task == "box":
-            return Sample("box", box_prompt(box, w, h), target, [encode_png(render.image)], source=where,
+            assert render.png is not None
+            return Sample("box", box_prompt(box, w, h), target, [render.png], source=where,
                           boxes=[box], meta=meta)
-        frame = self.p["frame"]
-        image = draw_frame(render.image, box, COLORS[color], frame)
-        return Sample("color", f"[{color}] {PROMPT_OCR}", target, [encode_png(image)], source=where,
-                      boxes=[box], colors=[color], meta=meta)
+        assert render.image is not None
+        image = np.asarray(draw_frame(render.image, box, COLORS[color], self.p["frame"]))
+        return Sample("color", f"[{color}] {PROMPT_OCR}", target, [encode_png_fast(image, self.p["png_level"])],
+                      source=where, boxes=[box], colors=[color], meta=meta)
 

@@ -6,8 +6,9 @@ extract therefore happens in one persistent child per worker (``python -m
 renderers.pdf_raster``) with an address-space limit (RLIMIT_AS) and a per-request time
 limit. A child that dies or overruns is killed and restarted on the next request; the
 caller gets a :class:`PdfError` with a stable reason and turns it into a Rejection.
-The child keeps ``import pymupdf`` (~0.9 s) and an LRU of open documents, so the cost per
-page is one pipe round trip (~1 ms for a 1024 px page).
+The child keeps ``import pymupdf`` (~0.9 s) and an LRU of open documents. The ``page`` op does the
+whole per-page job there (render, extract, filter, verdict, mask, PNG encode), so what crosses the
+pipe is the PNG (~180 KB) and the text, not 3 MB of raw RGB, and a rejected page is never encoded.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from engines.base import EncodedImage
 from renderers import pdf_text
+from renderers.png_fast import encode_png_fast
 
 MAX_PAGE_PT = 14400.0  # the PDF spec's largest page side (200 in); bigger is pathological
 _DOC_CACHE = 8
@@ -45,9 +48,29 @@ class PdfError(Exception):
 
 @dataclass
 class PageRender:
-    image: np.ndarray  # H x W x 3 uint8, the page at ``scale`` pixels per point
+    image: np.ndarray | None  # H x W x 3 uint8, the page at ``scale`` pixels per point (None: not sent)
     scale: float
     text: pdf_text.PageText
+    png: EncodedImage | None = None  # the same pixels encoded in the child (``page`` op, image="png")
+    size: tuple[int, int] = (0, 0)  # (width, height) of the page image in pixels
+
+
+def pixel_box(box: pdf_text.Box, scale: float, width: int, height: int, pad: float = 0.0) -> list[int]:
+    return [max(0, int(np.floor(box[0] * scale - pad))), max(0, int(np.floor(box[1] * scale - pad))),
+            min(width, int(np.ceil(box[2] * scale + pad))), min(height, int(np.ceil(box[3] * scale + pad)))]
+
+
+def mask_boxes(image: np.ndarray, boxes: list[pdf_text.Box], scale: float) -> np.ndarray:
+    """Paint unlabelable text over with the colour around it, so the image shows only labelled text."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    for b in boxes:
+        x0, y0, x1, y1 = pixel_box(b, scale, w, h, pad=1.0)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        ring = np.concatenate([out[max(0, y0 - 1), x0:x1], out[min(h - 1, y1), x0:x1]])
+        out[y0:y1, x0:x1] = np.median(ring, axis=0).astype(np.uint8) if len(ring) else 255
+    return out
 
 
 # -- child side: the real work ---------------------------------------------------------
@@ -146,22 +169,41 @@ def analyze_page(src: str, pno: int, long_side: int, parser: str) -> PageRender:
         raise PdfError("broken_page", f"page {pno + 1}: {type(exc).__name__}: {exc}") from None
     page_box = (0.0, 0.0, w, h)
     cover = min(1.0, sum(pdf_text.overlap(b, page_box) for kind, b in log if kind == "fill-image") / (w * h))
-    gray = image.min(axis=2)  # darkest channel: coloured ink on white still shows contrast
-    text = pdf_text.filter_lines(raw, w, h, pdf_text.occluded_text(log), gray, scale, cover)
-    return PageRender(image, scale, text)
+    text = pdf_text.filter_lines(raw, w, h, pdf_text.occluded_text(log), image, scale, cover)
+    return PageRender(image, scale, text, size=(image.shape[1], image.shape[0]))
 
 
-def render_clip(src: str, pno: int, box: tuple[float, float, float, float], zoom: float) -> np.ndarray:
-    """The region ``box`` (points) of a page at ``zoom`` pixels per point."""
+def page_sample(src: str, pno: int, long_side: int, parser: str, min_chars: int, max_masked: float,
+                image: str = "png", png_level: int = 1) -> PageRender:
+    """A usable page, ready to ship: analysed, judged (PdfError with the rejection reason), unlabelable
+    text masked, and the image as ``image`` says: "png" (encoded here), "raw" (the array) or "none"."""
+    render = analyze_page(src, pno, long_side, parser)
+    why = pdf_text.verdict(render.text, min_chars, max_masked)
+    if why is not None:
+        raise PdfError(*why)
+    pixels = render.image
+    assert pixels is not None
+    if render.text.masked:
+        pixels = mask_boxes(pixels, render.text.masked, render.scale)
+    render.image = pixels if image == "raw" else None
+    if image == "png":
+        render.png = encode_png_fast(pixels, png_level)
+    return render
+
+
+def render_clip(src: str, pno: int, box: tuple[float, float, float, float], zoom: float,
+                png_level: int | None = None) -> np.ndarray | EncodedImage:
+    """The region ``box`` (points) of a page at ``zoom`` pixels per point; PNG-encoded when ``png_level``."""
     import pymupdf
 
     page = _page(src, pno)
     pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), clip=pymupdf.Rect(box), alpha=False,
                           colorspace=pymupdf.csRGB)
-    return _pixmap_array(pix)
+    pixels = _pixmap_array(pix)
+    return pixels if png_level is None else encode_png_fast(pixels, png_level)
 
 
-_OPS = {"count": count_pages, "analyze": analyze_page, "clip": render_clip}
+_OPS = {"count": count_pages, "analyze": analyze_page, "page": page_sample, "clip": render_clip}
 
 
 def _serve(mem_mb: int) -> None:
