@@ -33,13 +33,19 @@ def jobs_of(cls, n: int):
     return [p[0] for p in out if isinstance(p, tuple)]
 
 
-def naive(jobs) -> float:
+def cpu() -> float:
+    """CPU seconds of this process and its finished children (TeX runs): load-independent cost."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def naive(jobs) -> tuple[float, float]:
     """One full pdflatex/xelatex run per snippet (whole preamble, no format), then the same rasterising."""
     import pymupdf
 
     tex = TexRenderer()
     wd = tex.workdir
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu()
     for job in jobs:
         pre = job.preamble
         doc = (pre.head() + pre.tail + "\n\\begin{document}\n\\begin{snip}\n" + job.body + "\n\\end{snip}\n\\end{document}\n")
@@ -49,19 +55,19 @@ def naive(jobs) -> float:
         d = pymupdf.open(os.path.join(wd, "one.pdf"))
         tex._rasterise(d[0], job)
         d.close()
-    dt = time.perf_counter() - t
+    dt, dc = time.perf_counter() - t, cpu() - c
     tex.close()
-    return len(jobs) / dt
+    return len(jobs) / dt, len(jobs) / dc
 
 
-def batched(jobs) -> float:
+def batched(jobs) -> tuple[float, float]:
     tex = TexRenderer()
     tex.render(jobs[:2])  # formats built once per worker: not part of the steady state
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu()
     tex.render(jobs)
-    dt = time.perf_counter() - t
+    dt, dc = time.perf_counter() - t, cpu() - c
     tex.close()
-    return len(jobs) / dt
+    return len(jobs) / dt, len(jobs) / dc
 
 
 def pipeline(engine: str, n: int, workers: int) -> float:
@@ -76,22 +82,24 @@ def pipeline(engine: str, n: int, workers: int) -> float:
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    plan = [("formulas", Formulas, 400, 20, 600), ("tables", Tables, 150, 10, 200), ("geometry", Geometry, 100, 8, 150)]
+    plan = [("formulas", Formulas, 400, 20, 600), ("tables", Tables, 150, 10, 200), ("geometry", Geometry, 100, 10, 150)]
     import pymupdf  # noqa: F401 - import cost out of the timings
 
     print("naive = one TeX run per snippet; batched = bare renderer loop; pipe = full build (in-process, Ray 1/2 workers)")
-    print(f"{'engine':9} {'naive/s':>8} {'batched/s':>10} {'x naive':>8} {'pipe 0w/s':>10} {'pipe 1w/s':>10} "
-          f"{'pipe 2w/s':>10} {'2w/1w':>6} {'0w/bare':>8}")  # fmt: skip
+    print("/s = per wall second on this (shared) machine; /cpu-s = per CPU second, i.e. per core, load-independent")
+    print(f"{'engine':9} {'naive/s':>8} {'batched/s':>10} {'x naive':>8} {'naive/cpu-s':>11} {'batch/cpu-s':>11} "
+          f"{'x (cpu)':>8} {'pipe 0w/s':>10} {'pipe 1w/s':>10} {'pipe 2w/s':>10} {'2w/1w':>6} {'0w/bare':>8}")  # fmt: skip
     for name, cls, n_batch, n_naive, n_pipe in plan:
         if quick:
             n_batch, n_naive, n_pipe = n_batch // 4, max(4, n_naive // 3), n_pipe // 4
         jobs = jobs_of(cls, n_batch)
-        r_naive = naive(jobs[:n_naive])
-        r_batch = batched(jobs)
+        r_naive, c_naive = naive(jobs[:n_naive])
+        r_batch, c_batch = batched(jobs)
         r0 = pipeline(name, n_pipe, 0)
         r1 = pipeline(name, n_pipe, 1)
         r2 = pipeline(name, n_pipe, 2)
-        print(f"{name:9} {r_naive:8.1f} {r_batch:10.1f} {r_batch / r_naive:7.1f}x {r0:10.1f} {r1:10.1f} {r2:10.1f} "
+        print(f"{name:9} {r_naive:8.1f} {r_batch:10.1f} {r_batch / r_naive:7.1f}x {c_naive:11.1f} {c_batch:11.1f} "
+              f"{c_batch / c_naive:7.1f}x {r0:10.1f} {r1:10.1f} {r2:10.1f} "
               f"{r2 / r1:5.2f}x {r0 / r_batch:7.2f}x", flush=True)  # fmt: skip
     self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
