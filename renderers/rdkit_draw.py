@@ -160,10 +160,14 @@ def condense(mol: Chem.Mol, max_coverage: float = 0.4) -> tuple[Chem.Mol, dict[i
     condensed = rdAbbreviations.CondenseAbbreviationSubstanceGroups(labelled)
     labels = {a.GetIdx(): a.GetProp("atomLabel") for a in condensed.GetAtoms()
               if a.GetAtomicNum() == 0 and a.HasProp("atomLabel")}
-    for idx in labels:  # the label stands for whole atoms: AddHs must not hang hydrogens on it
+    shown = {a.label: (a.displayLabel, a.displayLabelW) for a in _abbreviation_defs()}
+    for idx, label in labels.items():
         atom = condensed.GetAtomWithIdx(idx)
-        atom.SetNoImplicit(True)
+        atom.SetNoImplicit(True)  # the label stands for whole atoms: AddHs must not hang hydrogens on it
         atom.SetNumExplicitHs(0)
+        # How RDKit writes it: CO2Et pointing right, EtO2C pointing left (bond at the attaching atom).
+        atom.SetProp("_displayLabel", shown[label][0])
+        atom.SetProp("_displayLabelW", shown[label][1])
     condensed.UpdatePropertyCache(strict=False)
     return condensed, labels
 
@@ -255,7 +259,7 @@ def _single_bond_skeleton(mol: Chem.Mol) -> Chem.Mol:
     return out
 
 
-def _options(drawer: rdMolDraw2D.MolDraw2DCairo, style: DrawStyle, labels: dict[int, str]) -> None:
+def _options(drawer: rdMolDraw2D.MolDraw2DCairo, style: DrawStyle) -> None:
     o = drawer.drawOptions()
     o.includeMetadata = False  # no molecule pickle in tEXt chunks
     o.addAtomIndices = False
@@ -278,10 +282,6 @@ def _options(drawer: rdMolDraw2D.MolDraw2DCairo, style: DrawStyle, labels: dict[
     o.singleColourWedgeBonds = style.plain_wedges
     {"bw": o.useBWAtomPalette, "default": o.useDefaultAtomPalette,
      "cdk": o.useCDKAtomPalette, "avalon": o.useAvalonAtomPalette}[style.palette]()
-    # RDKit turns abbreviation labels' <sub>/<sup> markup into real sub/superscripts.
-    displays = {a.label: a.displayLabel for a in _abbreviation_defs()}
-    for idx, label in labels.items():
-        o.atomLabels[idx] = displays.get(label, label)
 
 
 def prepare(mol: Chem.Mol, style: DrawStyle) -> Drawing:
@@ -301,7 +301,7 @@ def render(drawing: Drawing, style: DrawStyle) -> Drawing:
     circles = drawing.aromatic == "circles"
     shown = _single_bond_skeleton(drawing.mol) if circles else drawing.mol
     drawer = rdMolDraw2D.MolDraw2DCairo(style.size, style.size)
-    _options(drawer, style, drawing.abbreviations)
+    _options(drawer, style)
     drawer.DrawMolecule(shown)
     if circles:
         _draw_circles(drawer, drawing.mol, drawing.rings, style)
