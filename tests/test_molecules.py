@@ -18,6 +18,8 @@ from rdkit import Chem, rdBase
 from engines.base import PROMPT_FORMAT
 from engines.molecules import DEFAULT_SET, Molecules
 from renderers.rdkit_draw import (
+    DrawStyle,
+    _single_bond_skeleton,
     abbreviation_mols,
     choose_fragment,
     draw,
@@ -238,3 +240,27 @@ def test_separate_processes_give_identical_bytes(tmp_path) -> None:
     digest = folder_digest(tmp_path / "p1")
     assert digest == folder_digest(tmp_path / "p2") == folder_digest(tmp_path / "p3")
     assert len(samples(tmp_path / "p1")) >= len(lines) - 1
+
+
+def test_drawing_variants_keep_the_molecule() -> None:
+    """Explicit H, circles and labels change the picture, never the atoms or their H counts."""
+    mol = parse_smiles("C[C@H](N)c1ccc(-c2cc[nH]c2)nc1C(F)(F)F")
+    total_h = sum(a.GetTotalNumHs() for a in mol.GetAtoms())
+    everything = prepare(mol, DrawStyle(hydrogens="all"))
+    assert sum(a.GetAtomicNum() == 1 for a in everything.mol.GetAtoms()) == total_h
+    on_stereo = prepare(mol, DrawStyle(hydrogens="stereo"))
+    hs = [a for a in on_stereo.mol.GetAtoms() if a.GetAtomicNum() == 1]
+    assert len(hs) == 1 and hs[0].GetNeighbors()[0].GetChiralTag() != Chem.ChiralType.CHI_UNSPECIFIED
+    circles = prepare(mol, DrawStyle(aromatic="circles"))
+    assert circles.aromatic == "circles" and len(circles.rings) == 2
+    skeleton = _single_bond_skeleton(circles.mol)
+    for before, after in zip(circles.mol.GetAtoms(), skeleton.GetAtoms(), strict=True):
+        assert after.GetTotalNumHs() == before.GetTotalNumHs()  # pyridine N stays bare, pyrrole NH keeps its H
+    assert not any(b.GetIsAromatic() for b in skeleton.GetBonds())
+    labelled = prepare(mol, DrawStyle(abbreviations=True))
+    assert sorted(labelled.abbreviations.values()) == ["CF3"]
+    assert read_back(labelled.mol, labelled.abbreviations) == Chem.MolToSmiles(mol)
+    # Large molecules never get every H drawn, whatever the rng says.
+    big = parse_smiles("C" * 40)
+    engine = Molecules(Molecules.resolve_params({"explicit_h": 1.0}), 0, [["x", "y"]])
+    assert {engine.style(engine.rng(i), big).hydrogens for i in range(30)} == {"stereo"}
