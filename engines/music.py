@@ -53,7 +53,7 @@ def _list_inputs(inputs: list[str]) -> list[str]:
 
 class Music(Engine):
     name = "music"
-    version = "1"
+    version = "2"  # 2: rasterised with librsvg (pyvips) instead of resvg
     description = "Single-system two-staff piano scores engraved with Verovio from **kern, **kern targets"
     inputs = "optional"
     params = (

@@ -1,4 +1,4 @@
-"""Verovio engraving in an isolated child process, and SVG rasterising with resvg.
+"""Verovio engraving in an isolated child process, and SVG rasterising with librsvg (pyvips).
 
 Verovio aborts the whole process on some malformed Humdrum (``std::length_error``
 on a record with too many fields, measured with verovio 6.4.1), so each worker keeps
@@ -8,7 +8,6 @@ rejection, never the worker. The child answers one JSON line per request.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -19,17 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import resvg_py
+import numpy as np
+import pyvips
 from PIL import Image
 
 MUSIC_FONTS = ("Leipzig", "Bravura", "Gootville", "Leland", "Petaluma")
-SERIF_FAMILY = "DejaVu Serif"
-# Verovio writes text (tempo, dynamics words, titles) as <text font-family="Times,serif">;
-# resvg drops text whose font it cannot find, so the serif faces are passed explicitly.
-_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu",)
-SERIF_FILES = sorted(
-    str(p) for d in _FONT_DIRS if Path(d).is_dir() for p in Path(d).glob("DejaVuSerif*.ttf") if "Condensed" not in p.name
-)
+SERIF_FAMILY = "DejaVu Serif"  # fonts-dejavu-core (docker/apt-packages.txt)
+# Verovio writes text (tempo, dynamics words) as font-family="Times, serif"; naming the face
+# keeps the text identical on machines whose fontconfig would map "Times" elsewhere.
+_TEXT_FAMILY = re.compile(r'font-family="Times,\s*serif"')
+# librsvg: ~3x less CPU than resvg on Verovio's SVG (measured, docs/engines/music.md).
+# One rendering is used once, so libvips' operation cache would only hold memory.
+pyvips.cache_set_max(0)
 _SYSTEM = re.compile(r'<g\s[^>]*class="system"')
 _MEASURE = re.compile(r'<g\s[^>]*class="measure[ "]')
 
@@ -121,9 +121,16 @@ class Engraver:
             ready, _, _ = select.select([proc.stdout], [], [], self.timeout)
             line = proc.stdout.readline() if ready else ""
         except (BrokenPipeError, OSError):
-            line = ""
+            ready, line = True, ""
         if not line:
-            timed_out = proc.poll() is None
+            # Readable but empty is end of file: the child died. Asking poll() instead races
+            # with the kernel reaping it (a crash was sometimes reported as a timeout).
+            timed_out = not ready
+            if not timed_out:
+                try:
+                    proc.wait(timeout=5)  # the real exit code (SIGABRT), not our kill
+                except subprocess.TimeoutExpired:
+                    pass
             self._kill()
             self.restarts += 1
             if timed_out:
@@ -155,15 +162,20 @@ class Engraver:
 
 
 def rasterize(svg: str, zoom: float = 1.0) -> Image.Image:
-    """SVG -> grayscale PIL image on white, with the serif faces loaded explicitly (no system scan)."""
-    png = resvg_py.svg_to_bytes(
-        svg_string=svg, background="white", zoom=zoom,
-        skip_system_fonts=True, font_files=SERIF_FILES,
-        font_family=SERIF_FAMILY, serif_family=SERIF_FAMILY,
-    )
-    image = Image.open(io.BytesIO(bytes(png)))
-    image.load()
-    return image.convert("L")
+    """SVG -> grayscale PIL image on white (librsvg through libvips)."""
+    svg = _TEXT_FAMILY.sub(f'font-family="{SERIF_FAMILY}"', svg)
+    rgba = pyvips.Image.svgload_buffer(svg.encode("utf-8"), scale=zoom).numpy().astype(np.uint32)
+    if rgba.ndim == 2:
+        rgba = rgba[:, :, None]
+    # Composite onto white in integers (ITU-R 601 luma), so the bytes do not depend on libvips'
+    # floating-point colour paths; straight (unpremultiplied) alpha as libvips returns it.
+    if rgba.shape[2] >= 3:
+        luma = (299 * rgba[:, :, 0] + 587 * rgba[:, :, 1] + 114 * rgba[:, :, 2] + 500) // 1000
+    else:
+        luma = rgba[:, :, 0]
+    alpha = rgba[:, :, -1] if rgba.shape[2] in (2, 4) else np.full(luma.shape, 255, np.uint32)
+    gray = (luma * alpha + 255 * (255 - alpha) + 127) // 255
+    return Image.fromarray(gray.astype(np.uint8), "L")
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ def test_text_is_drawn(toolkit: verovio.toolkit) -> None:
     assert without != svg
     ink = np.asarray(rasterize(svg)) < 128
     ink_without = np.asarray(rasterize(without)) < 128
-    # Missing serif fonts make resvg drop text silently: the text must add visible ink.
+    # A rasteriser without a usable serif face drops text silently: the text must add visible ink.
     assert ink.sum() - ink_without.sum() > 200
 
 
