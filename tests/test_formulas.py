@@ -83,3 +83,14 @@ def test_tex_files_and_folders(tmp_path):
     (err,) = errors(out)
     assert err["reason"] == "tex_error" and "Undefined control sequence" in err["detail"]
     assert err["source"].endswith("main.tex:9")
+
+
+def test_math_extracted_from_real_tex_files(tmp_path):
+    """The TikZ sources in the shared data are real .tex files with inline math in their labels."""
+    out = tmp_path / "ds"
+    build_dataset("formulas", out, n=60, inputs=[str(SHARED_DATA / "tikz")], shard_size=60)
+    recs, errs = samples(out), errors(out)
+    assert len(recs) + len(errs) == 60 and len(recs) >= 50
+    assert all(r["target"].startswith(("\\( ", "\\[ ")) and ".tex:" in r["source"] for r in recs)
+    assert all(e["detail"] and ".tex:" in e["source"] for e in errs)
+    _rerender(recs[:20], out)
