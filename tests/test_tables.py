@@ -70,3 +70,13 @@ def test_default_set_and_determinism(tmp_path):
     build_dataset("tables", b, n=12, shard_size=5)
     assert folder_digest(a) == folder_digest(b)
     assert len(samples(a)) == 12
+
+
+def test_chinese_tables_use_xelatex(tmp_path):
+    src = tmp_path / "zh.txt"
+    src.write_text("\\begin{tabular}{lr}\\toprule 城市 & 人口 \\\\ \\midrule 北京 & 2189 \\\\ \\bottomrule\\end{tabular}\n")
+    out = tmp_path / "ds"
+    build_dataset("tables", out, n=1, inputs=[str(src)])
+    (rec,) = samples(out)
+    assert rec["meta"]["font"] == "noto-cjk" and "北京" in rec["target"]
+    assert image(out, rec).width > 100
