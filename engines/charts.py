@@ -338,6 +338,11 @@ class Charts(Engine):
             except _Retry as exc:
                 last = str(exc)
                 continue
+            except RuntimeError as exc:
+                # A renderer failure with a stable code (browser_crash, echarts_error...) keeps its code.
+                if not hasattr(exc, "reason"):
+                    raise
+                return Rejection(exc.reason, getattr(exc, "detail", str(exc)))
             return Sample(
                 task="chart",
                 prompt=PROMPT_FORMAT,
