@@ -130,24 +130,58 @@ def _page(src: str, pno: int) -> Any:
     return page
 
 
-def _pixmap_array(pix: Any) -> np.ndarray:
+def _pixmap_array(pix: Any, copy: bool = True) -> np.ndarray:
+    """The pixmap's RGB pixels. Without ``copy`` a view: valid only while ``pix`` is alive (the
+    memoryview does not keep the pixmap alive)."""
     arr = np.frombuffer(pix.samples_mv, dtype=np.uint8).reshape(pix.height, pix.stride)
-    # copy: the memoryview dies with the pixmap, and a contiguous slice would still be a view
-    return arr[:, : pix.width * 3].reshape(pix.height, pix.width, 3).copy()
+    view = arr[:, : pix.width * 3].reshape(pix.height, pix.width, 3)
+    return view.copy() if copy else view
+
+
+def _bboxlog(dl: Any) -> list[tuple[str, pdf_text.Box]]:
+    """Page.get_bboxlog() replayed from a display list: the same (kind, box) entries in painting order,
+    except items the list culls (empty boxes, e.g. space glyphs, and unbounded shadings), which the
+    filters ignore anyway (checked equal on every non-rotated page of shared/data/pdfs)."""
+    import pymupdf
+    from pymupdf import mupdf
+
+    log: list[tuple[str, Any]] = []
+    dev = pymupdf.JM_new_bbox_device(log, False)
+    mupdf.fz_run_display_list(dl.this, dev, mupdf.FzMatrix(), mupdf.FzRect(mupdf.FzRect.Fixed_INFINITE),
+                              mupdf.FzCookie())
+    mupdf.fz_close_device(dev)
+    return [(kind, tuple(b)) for kind, b in log]
 
 
 def analyze_page(src: str, pno: int, long_side: int, parser: str) -> PageRender:
     """Render a page with its long side at ``long_side`` px and extract its readable text."""
+    render, pix = _analyze(src, pno, long_side, parser)
+    render.image = render.image.copy()  # type: ignore[union-attr]
+    del pix
+    return render
+
+
+def _analyze(src: str, pno: int, long_side: int, parser: str) -> tuple[PageRender, Any]:
+    """analyze_page with the image as a view into the returned pixmap (keep it alive while used)."""
     import pymupdf
 
     page = _page(src, pno)
     w, h = page.rect.width, page.rect.height
     scale = long_side / max(w, h)
     try:
-        pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False, colorspace=pymupdf.csRGB)
-        image = _pixmap_array(pix)
+        matrix = pymupdf.Matrix(scale, scale)
         rot = page.rotation_matrix
-        log = [(kind, tuple(pymupdf.Rect(b) * rot)) for kind, b in page.get_bboxlog()]
+        if tuple(rot) == (1.0, 0.0, 0.0, 1.0, 0.0, 0.0) and hasattr(pymupdf, "JM_new_bbox_device"):
+            # One interpretation of the page for both the pixels and the painting log (get_pixmap
+            # builds this display list anyway; get_bboxlog would run the page a second time).
+            dl = page.get_displaylist()
+            pix = dl.get_pixmap(matrix=matrix, alpha=False, colorspace=pymupdf.csRGB)
+            log = _bboxlog(dl)
+            del dl
+        else:  # rotated page (the log is in unrotated space) or a PyMuPDF without the bbox device
+            pix = page.get_pixmap(matrix=matrix, alpha=False, colorspace=pymupdf.csRGB)
+            log = [(kind, tuple(pymupdf.Rect(b) * rot)) for kind, b in page.get_bboxlog()]
+        image = _pixmap_array(pix, copy=False)
         if parser == "pdfminer":
             doc = open_doc(src)
             data = doc._got_data_bytes
@@ -170,24 +204,27 @@ def analyze_page(src: str, pno: int, long_side: int, parser: str) -> PageRender:
     page_box = (0.0, 0.0, w, h)
     cover = min(1.0, sum(pdf_text.overlap(b, page_box) for kind, b in log if kind == "fill-image") / (w * h))
     text = pdf_text.filter_lines(raw, w, h, pdf_text.occluded_text(log), image, scale, cover)
-    return PageRender(image, scale, text, size=(image.shape[1], image.shape[0]))
+    return PageRender(image, scale, text, size=(image.shape[1], image.shape[0])), pix
 
 
 def page_sample(src: str, pno: int, long_side: int, parser: str, min_chars: int, max_masked: float,
                 image: str = "png", png_level: int = 1) -> PageRender:
     """A usable page, ready to ship: analysed, judged (PdfError with the rejection reason), unlabelable
     text masked, and the image as ``image`` says: "png" (encoded here), "raw" (the array) or "none"."""
-    render = analyze_page(src, pno, long_side, parser)
+    render, pix = _analyze(src, pno, long_side, parser)
     why = pdf_text.verdict(render.text, min_chars, max_masked)
     if why is not None:
         raise PdfError(*why)
     pixels = render.image
     assert pixels is not None
     if render.text.masked:
-        pixels = mask_boxes(pixels, render.text.masked, render.scale)
+        pixels = mask_boxes(pixels, render.text.masked, render.scale)  # a copy
+    elif image == "raw":
+        pixels = pixels.copy()  # the view dies with ``pix``
     render.image = pixels if image == "raw" else None
     if image == "png":
-        render.png = encode_png_fast(pixels, png_level)
+        render.png = encode_png_fast(pixels, png_level)  # from the pixmap's memory: no 3 MB copy
+    del pix
     return render
 
 

@@ -17,6 +17,7 @@ All boxes are in PDF points in PyMuPDF's page space (origin top-left of the visi
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -76,13 +77,22 @@ def bad_char(ch: str) -> bool:
     return cat in ("Co", "Cs", "Cn") or (cat == "Cc" and ch not in "\t\n\r")
 
 
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # bad_char() within ASCII
+
+
 def clean_line(raw: str) -> tuple[str, bool]:
     """(normalised text, reliable?). Format characters (zero-width, soft hyphen) are invisible: removed."""
     if _CID.search(raw):
         return "", False
-    if any(bad_char(ch) for ch in raw):
+    if raw.isascii():  # most lines: no private-use, unassigned or format characters exist in ASCII
+        if _ASCII_CONTROL.search(raw):
+            return "", False
+        return _SPACES.sub(" ", raw).strip(), True
+    chars = set(raw)
+    if any(bad_char(ch) for ch in chars):
         return "", False
-    text = "".join(ch for ch in raw if unicodedata.category(ch) != "Cf")
+    fmt = [ch for ch in chars if unicodedata.category(ch) == "Cf"]
+    text = raw.translate({ord(ch): None for ch in fmt}) if fmt else raw
     return _SPACES.sub(" ", text).strip(), True
 
 
@@ -138,7 +148,7 @@ def reading_order(boxes: list[Box]) -> list[int]:
         parts: list[list[int]] = [[] for _ in range(len(cuts) + 1)]
         for i in idx:
             centre = (boxes[i][axis] + boxes[i][axis + 2]) / 2
-            parts[int(np.searchsorted(cuts, centre))].append(i)
+            parts[bisect.bisect_left(cuts, centre)].append(i)  # = np.searchsorted, without array overhead
         return [j for part in parts if part for j in cut(part)]
 
     def _rows(idx: list[int]) -> list[int]:
@@ -285,6 +295,8 @@ def pdfminer_lines(path_or_stream: Any, page_index: int, page: Any) -> list[RawL
 def occluded_text(bboxlog: list[tuple[str, Box]]) -> list[Box]:
     """Text boxes that a later-painted raster image covers by half or more (painting order)."""
     images: list[tuple[int, Box]] = [(i, b) for i, (kind, b) in enumerate(bboxlog) if kind == "fill-image"]
+    if not images:
+        return []
     hidden = []
     for i, (kind, b) in enumerate(bboxlog):
         if kind.endswith("-text") and area(b) > 0:
