@@ -5,7 +5,9 @@
 Rows:
 - pipeline, 1 core: got-data build in-process (workers=0): parse, cut, engrave in the
   Verovio child, check one system (re-engrave when it overflows), rasterise, PNG, tar.
-- bare loop: the same excerpts and options, in-process Verovio load+render + resvg, nothing else.
+- bare loop: the same final excerpts and options, in-process Verovio load+render, rasterise, PNG
+  encode (what any renderer loop must do per image), nothing else: no cutting, no overflow retries,
+  no child process, no tar.
 - naive: what the dependency notes warn against: load the whole movement in Verovio for
   every sample and render one page.
 - Real input uses a few files (--files) so that, as in production (GrandStaff: ~65 systems per
@@ -17,12 +19,15 @@ Systems per second per core is the 1-core pipeline rate. Peak memory is max RSS.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import verovio  # noqa: E402
 from helpers import SHARED_DATA, build_dataset, samples  # noqa: E402
 
+from renderers.image import encode_png  # noqa: E402
 from renderers.kern import decode_bytes, from_form  # noqa: E402
 from renderers.verovio_render import BASE_OPTIONS, rasterize  # noqa: E402
 
@@ -39,57 +45,91 @@ def _maxrss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
-def _pipeline(out: Path, n: int, inputs: list[str], workers: int | None, seed: int = 0) -> tuple[float, int]:
-    start = time.perf_counter()
-    summary = build_dataset("music", out, n=n, inputs=inputs, workers=workers, shard_size=max(1, n // 4), seed=seed)
-    return time.perf_counter() - start, summary.samples
+def _cpu() -> float:
+    """CPU seconds of this process, its reaped children and its live children (the Verovio child
+    lives on with its engine, so only adding it from /proc counts its work)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    live = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+            live += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime + live
 
 
-def _bare(records: list[dict]) -> float:
+class Timing:
+    """Wall and CPU seconds of one row: on a shared machine, samples per CPU second is the per-core rate."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+
+    def __enter__(self) -> Timing:
+        self._w, self._c = time.perf_counter(), _cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self._w, _cpu() - self._c
+
+
+def _pipeline(out: Path, n: int, inputs: list[str], workers: int | None, seed: int = 0) -> tuple[Timing, int]:
+    with Timing() as t:
+        summary = build_dataset("music", out, n=n, inputs=inputs, workers=workers, shard_size=max(1, n // 4), seed=seed)
+    return t, summary.samples
+
+
+def _bare(records: list[dict]) -> Timing:
     verovio.enableLog(verovio.LOG_OFF)
     tk = verovio.toolkit()
-    start = time.perf_counter()
-    for record in records:
-        tk.resetOptions()
-        tk.setOptions({**BASE_OPTIONS, **record["meta"]["verovio"]})
-        tk.loadData(from_form(record["target"]))
-        rasterize(tk.renderToSVG(1))
-    return time.perf_counter() - start
+    with Timing() as t:
+        for record in records:
+            tk.resetOptions()
+            tk.setOptions({**BASE_OPTIONS, **record["meta"]["verovio"]})
+            tk.loadData(from_form(record["target"]))
+            encode_png(rasterize(tk.renderToSVG(1)))
+    return t
 
 
-def _naive(records: list[dict]) -> float:
+def _naive(records: list[dict]) -> Timing:
     tk = verovio.toolkit()
-    start = time.perf_counter()
-    for record in records:
-        path = record["source"].split("#")[0]
-        tk.resetOptions()
-        tk.setOptions({**BASE_OPTIONS, **record["meta"]["verovio"], "adjustPageWidth": False})
-        tk.loadData(decode_bytes(Path(path).read_bytes()))
-        rasterize(tk.renderToSVG(1))
-    return time.perf_counter() - start
+    with Timing() as t:
+        for record in records:
+            path = record["source"].split("#")[0]
+            tk.resetOptions()
+            tk.setOptions({**BASE_OPTIONS, **record["meta"]["verovio"], "adjustPageWidth": False})
+            tk.loadData(decode_bytes(Path(path).read_bytes()))
+            encode_png(rasterize(tk.renderToSVG(1)))
+    return t
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--n", type=int, default=60)
     parser.add_argument("--input", default=str(SHARED_DATA / "kern" / "joplin"))
     parser.add_argument("--files", type=int, default=8, help="real files used: each is parsed once, cut many times")
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_music_"))
-    rows: list[tuple[str, float, str]] = []
+    rows: list[tuple[str, float, float, str]] = []
     try:
+        # Warm the page cache, imports and fontconfig once so no row pays them alone.
+        _pipeline(tmp / "warm", 2, [], workers=0)
         real = sorted(str(p) for p in Path(args.input).rglob("*.krn"))[: args.files]
         for label, inputs in (("built-in generator", []), (f"real **kern ({len(real)} files)", real)):
-            secs, made = _pipeline(tmp / f"p{len(rows)}", args.n, inputs, workers=0)
-            records = samples(tmp / f"p{len(rows)}")
-            rate = made / secs
-            bare = len(records) / _bare(records)
-            rows.append((f"pipeline 1 core, {label}", rate, f"{made}/{args.n} samples"))
-            rows.append((f"bare engrave+raster, {label}", bare, f"pipeline/bare = {rate / bare:.2f}"))
+            out = tmp / f"p{len(rows)}"
+            pipe, made = _pipeline(out, args.n, inputs, workers=0)
+            records = samples(out)
+            bare = _bare(records)
+            p_wall, p_cpu, b_wall, b_cpu = made / pipe.wall, made / pipe.cpu, len(records) / bare.wall, len(records) / bare.cpu
+            rows.append((f"pipeline 1 core, {label}", p_wall, p_cpu, f"{made}/{args.n} samples"))
+            rows.append((f"bare engrave+raster+PNG, {label}", b_wall, b_cpu,
+                         f"pipeline/bare = {p_wall / b_wall:.2f} wall, {p_cpu / b_cpu:.2f} CPU"))
             if inputs:
-                naive = len(records) / _naive(records)
-                rows.append((f"naive whole-movement load, {label}", naive, f"pipeline/naive = {rate / naive:.2f}"))
+                naive = _naive(records)
+                n_wall, n_cpu = len(records) / naive.wall, len(records) / naive.cpu
+                rows.append((f"naive whole-movement load, {label}", n_wall, n_cpu,
+                             f"pipeline/naive = {p_wall / n_wall:.1f} wall, {p_cpu / n_cpu:.1f} CPU"))
         if not args.no_ray:
             import ray
 
@@ -98,16 +138,19 @@ def main() -> None:
             init = time.perf_counter() - t0
             one = None
             for workers in (1, 2):
-                secs, made = _pipeline(tmp / f"ray{workers}", args.n, [], workers=workers, seed=7)
-                rate = made / secs
+                pipe, made = _pipeline(tmp / f"ray{workers}", args.n, [], workers=workers, seed=7)
+                rate = made / pipe.wall
                 one = one or rate
-                rows.append((f"Ray {workers} worker(s), built-in", rate, f"x{rate / one:.2f} vs 1 worker; ray.init {init:.1f}s"))
+                rows.append((f"Ray {workers} worker(s), built-in", rate, float("nan"),
+                             f"x{rate / one:.2f} vs 1 worker; ray.init {init:.1f}s"))
             ray.shutdown()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n{'':44} {'samples/s':>10}")
-    for label, rate, note in rows:
-        print(f"{label:44} {rate:10.1f}   {note}")
+    print(f"\nload average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    print(f"{'':46} {'samples/s':>10} {'per CPU-s':>10}")
+    for label, wall, cpu, note in rows:
+        print(f"{label:46} {wall:10.1f} {cpu:10.1f}   {note}")
+    print("(per CPU-s = samples per CPU second of the process and its Verovio child: systems/s per core)")
     print(f"\npeak RSS: this process {_maxrss_mb(resource.RUSAGE_SELF):.0f} MB, "
           f"largest child (Verovio child / Ray worker) {_maxrss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
 

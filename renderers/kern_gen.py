@@ -9,6 +9,8 @@ exists, so this is the engine's built-in input.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 
 # Order of sharps and flats in key signatures.
@@ -53,6 +55,20 @@ def _key_accidentals(fifths: int) -> dict[str, int]:
     return {n: -1 for n in _FLATS[:-fifths]}
 
 
+_STEPS = (-3, -2, -1, -1, 1, 1, 2, 3, 4, -4)
+T = TypeVar("T")
+
+
+# Plain-Python scalar helpers: np.clip and Generator.choice on scalars cost microseconds per call,
+# which made generating a piece ~12 ms (cProfile); one integers() draw per pick keeps it seeded.
+def _clip(value: int, low: int, high: int) -> int:
+    return max(low, min(high, int(value)))
+
+
+def _pick(rng: np.random.Generator, options: tuple[T, ...]) -> T:
+    return options[int(rng.integers(len(options)))]
+
+
 def _measure_rhythm(rng: np.random.Generator, beat: int, length: int) -> list[int]:
     out: list[int] = []
     beats = length // beat
@@ -90,14 +106,14 @@ def generate_kern(rng: np.random.Generator, measures: int = 16) -> str:
     chord_p = (float(rng.uniform(0.1, 0.5)), float(rng.uniform(0.0, 0.3)))
     for m in range(measures):
         if m and rng.random() < 0.04:
-            fifths = int(np.clip(fifths + rng.choice((-2, -1, 1, 2)), -6, 6))
+            fifths = _clip(fifths + _pick(rng, (-2, -1, 1, 2)), -6, 6)
             lines.append(f"{key_signature(fifths)}\t{key_signature(fifths)}")
         if m and rng.random() < 0.05 and pending_tie[0] is None:
             if lower.clef == "*clefF4":
                 lower.clef, lower.low, lower.high = "*clefG2", -3, 9
             else:
                 lower.clef, lower.low, lower.high = "*clefF4", -12, 1
-            lower.step = int(np.clip(lower.step, lower.low, lower.high))
+            lower.step = _clip(lower.step, lower.low, lower.high)
             lines.append(f"{lower.clef}\t*")
         accidentals = _key_accidentals(fifths)
         columns = []
@@ -131,7 +147,7 @@ def _staff_measure(rng: np.random.Generator, staff: _Staff, rhythm: list[int], b
         if tie_end:
             token = f"{recip}{pitch}]"
         else:
-            staff.step = int(np.clip(staff.step + rng.choice((-3, -2, -1, -1, 1, 1, 2, 3, 4, -4)), staff.low, staff.high))
+            staff.step = _clip(staff.step + _pick(rng, _STEPS), staff.low, staff.high)
             pitch = _spell(rng, staff.step, accidentals)
             if rng.random() < chord_p:
                 extra = sorted({staff.step + int(k) for k in rng.choice((2, 4, 5, 7), size=int(rng.integers(1, 3)))})
@@ -154,12 +170,12 @@ def _spell(rng: np.random.Generator, step: int, accidentals: dict[str, int], chr
     name = _pitch_name(step)
     alter = accidentals.get(name[0].lower(), 0)
     if chromatic and rng.random() < chromatic:
-        alter = int(np.clip(alter + rng.choice((-1, 1)), -1, 1))
+        alter = _clip(alter + _pick(rng, (-1, 1)), -1, 1)
     return name + {-1: "-", 0: "", 1: "#"}[alter] + ("n" if alter == 0 and name[0].lower() in accidentals else "")
 
 
 def _articulate(rng: np.random.Generator, token: str) -> str:
-    mark = rng.choice(("'", "^", ";", "~", "`"))
+    mark = _pick(rng, ("'", "^", ";", "~", "`"))
     first, _, rest = token.partition(" ")
     return first + mark + (" " + rest if rest else "")
 
