@@ -129,8 +129,8 @@ def formula_job(
 ) -> tuple[TexJob, dict[str, Any]]:
     """The job that renders ``tex`` and the target it stands for (also used to re-render targets in tests)."""
     cjk = has_cjk(tex)
-    preamble = Preamble(fixed=MATH_PACKAGES + ("\n\\usepackage{xeCJK}" if cjk else ""),
-                        tail="" if cjk else FONTS[font], xetex=cjk)  # fmt: skip
+    preamble = Preamble(fixed=MATH_PACKAGES,
+                        tail="\\usepackage{xeCJK}" if cjk else FONTS[font], xetex=cjk)  # fmt: skip
     body = f"\\{size}${tex}$" if inline else f"\\{size}$\\displaystyle {tex}$"
     target = f"\\( {tex} \\)" if inline else f"\\[ {tex} \\]"
     job = TexJob(body=body, preamble=preamble, dpi=dpi, margin_px=margin, gray=True, source=source)

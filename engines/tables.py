@@ -105,8 +105,8 @@ class Tables(TexBatchEngine):
 def table_job(tex: str, style: dict[str, Any], dpi: int, margin: int, source: str | None) -> tuple[TexJob, dict[str, Any]]:
     """The job rendering ``tex`` in ``style``, and the sample's target/meta (tests re-render with it)."""
     cjk = has_cjk(tex)
-    preamble = Preamble(fixed=TABLE_PACKAGES + ("\n\\usepackage{xeCJK}" if cjk else ""),
-                        tail="" if cjk else FONTS[style["font"]], xetex=cjk)  # fmt: skip
+    preamble = Preamble(fixed=TABLE_PACKAGES, tail="\\usepackage{xeCJK}" if cjk else FONTS[style["font"]],
+                        xetex=cjk)  # fmt: skip
     body = (f"\\{style['size']}\\renewcommand{{\\arraystretch}}{{{style['arraystretch']}}}"
             f"\\setlength{{\\tabcolsep}}{{{style['tabcolsep']}pt}}\n{tex}")  # fmt: skip
     # Grey pages rasterise and encode ~3x faster; only tables that use colour need RGB.

@@ -55,7 +55,7 @@ class Preamble:
     """A document set-up. ``fixed`` is dumped into a format; ``tail`` is read on every run."""
 
     fixed: str  # \usepackage lines after the documentclass
-    tail: str = ""  # e.g. a font package: cheap to load, varies per batch
+    tail: str = ""  # read on every run after the format: e.g. a font package (varies per batch), xeCJK
     xetex: bool = False
     border_pt: float = 4.0
 
@@ -287,7 +287,8 @@ class TexRenderer:
     # -- one TeX run --------------------------------------------------------
     def _document(self, jobs: list[TexJob]) -> str:
         pre = jobs[0].preamble
-        parts = [pre.head(), "\\endofdump\n", pre.cjk_setup(), pre.tail, "\n\\begin{document}\n"]
+        dump = "" if pre.xetex else "\\endofdump\n"
+        parts = [pre.head(), dump, pre.tail, "\n", pre.cjk_setup(), "\\begin{document}\n"]
         for k, job in enumerate(jobs):
             # Each snippet on its own lines so TeX's "l.N" context never shows a neighbour.
             # \\message flushes the terminal (\\typeout alone may sit in a buffer when a time-out kills TeX).
@@ -298,7 +299,9 @@ class TexRenderer:
 
     def _run(self, jobs: list[TexJob]) -> _Run:
         pre = jobs[0].preamble
-        fmt = self._format(pre)
+        # xelatex runs without a dumped format: XeTeX on a mylatexformat format segfaults as soon as fontspec
+        # loads a font (measured here); CJK batches are rare, so they pay the full preamble.
+        fmt_arg = [] if pre.xetex else [f"-fmt={self._format(pre)}"]
         wd = self.workdir
         for name in ("batch.pdf", "batch.log", "batch.aux", "batch.out.txt"):
             try:
@@ -312,7 +315,7 @@ class TexRenderer:
         self.runs += 1
         with open(os.path.join(wd, "batch.out.txt"), "wb") as term:
             proc = subprocess.Popen(
-                [*self._cmd(pre), f"-fmt={fmt}", "batch.tex"],
+                [*self._cmd(pre), *fmt_arg, "batch.tex"],
                 cwd=wd,
                 env=self._env(),
                 stdin=subprocess.DEVNULL,

@@ -100,7 +100,7 @@ def test_evil_inputs_leave_no_trace_in_a_dataset(tmp_path):
 
 
 def test_cjk_goes_through_xelatex(tex):
-    pre = Preamble(fixed="\\usepackage{amsmath}\n\\usepackage{xeCJK}", xetex=True)
+    pre = Preamble(fixed="\\usepackage{amsmath}", tail="\\usepackage{xeCJK}", xetex=True)
     res = tex.render([TexJob("$\\displaystyle S = \\text{面积}$", pre), TexJob("中文表格", pre)])
     assert all(isinstance(r, EncodedImage) and r.width > 40 for r in res)
 
