@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from helpers import build_dataset, errors, folder_digest, image, samples
 
-from engines.base import PROMPT_FORMAT
+from engines.base import PROMPT_FORMAT, Rejection
 from engines.geometry import geometry_job, tikz_figure
 from renderers.image import decode
 from renderers.tex import TexRenderer
@@ -32,11 +32,17 @@ def test_targets_recompile_to_the_same_picture(tmp_path):
 
 
 def test_many_seeds_make_valid_varied_figures():
-    targets = {tikz_figure(np.random.default_rng(s)) for s in range(300)}
-    assert len(targets) == 300
+    targets = [tikz_figure(np.random.default_rng(s)) for s in range(300)]
+    assert len(set(targets)) == 300
     for t in targets:
         assert t.startswith("\\begin{tikzpicture}") and t.endswith("\\end{tikzpicture}")
         assert t.count("{") == t.count("}")
+    tex = TexRenderer()
+    try:  # every one of 120 seeds compiles, has ink and stays within the size limits
+        images = tex.render([geometry_job(t, 72, 4, None)[0] for t in targets[:120]])
+    finally:
+        tex.close()
+    assert all(not isinstance(i, Rejection) for i in images), [i for i in images if isinstance(i, Rejection)][:1]
 
 
 def test_determinism(tmp_path):

@@ -117,3 +117,16 @@ def test_extraction_of_math_and_tables():
                      ("a &= b \\\\ c &= d", "aligned", 5), ("E = mc^2", "display", 7)]  # fmt: skip
     tabs = extract_tabulars(src)
     assert [t.tex for t in tabs] == ["\\begin{tabular}{ll}\na & {b {c}} \\\\\n\\end{tabular}"]
+
+
+def test_a_batch_of_200_gives_the_same_pixels_as_single_runs(tex):
+    from engines.formulas import Formulas, plan_formulas
+
+    eng = Formulas(Formulas.resolve_params({"fonts": "times"}), 0, plan_formulas([]))
+    jobs = [p[0] for p in (eng.prepare(i) for i in range(200)) if isinstance(p, tuple)]
+    assert len(jobs) == 200
+    runs = tex.runs
+    batch = tex.render(jobs)
+    assert tex.runs - runs == 1  # one TeX run for all 200 (the default set compiles cleanly)
+    for i in range(0, 200, 25):
+        assert tex.render([jobs[i]])[0].data == batch[i].data
