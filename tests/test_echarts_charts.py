@@ -13,6 +13,7 @@ from renderers import echarts_charts as ec
 from renderers.browser import Browser, RenderError, tagged_processes, wait_gone
 from renderers.charts import SINGLE_SERIES_KINDS, ChartSpec, Series, onechart_target
 from renderers.image import decode
+from renderers.png_up import encode_png_up
 
 pytestmark = pytest.mark.skipif(not os.access(os.environ.get("GOT_DATA_CHROMIUM", "/usr/bin/chromium"), os.X_OK),
                                 reason="no system Chromium")  # fmt: skip
@@ -217,3 +218,44 @@ def test_charts_engine_end_to_end_with_echarts_only_is_deterministic(tmp_path):
         assert record["prompt"] == "OCR with format: "
         assert image(tmp_path / "a", record).size[0] >= 640
     ec.close()  # the engine's close() also calls this; no browser left behind
+
+
+@pytest.mark.parametrize("kind,language", [("grouped_bar", "zh"), ("area", "en")])
+def test_history_on_the_same_canvas_does_not_change_the_bytes(page, kind, language):
+    """Other charts drawn before on the same size and theme (reused chart, canvas) leave no trace.
+
+    Found when tuning: a reused 2D context rasterised the title's digits a sub-pixel differently,
+    and a reused chart drew an area fill over or under the split lines (equal z, view order).
+    """
+    spec = make_spec(kind, np.random.default_rng(3), language)
+    style = ec.pick_style(spec, np.random.default_rng(11))
+    option, labels = ec.build_option(spec, style)
+
+    def target() -> bytes:
+        return ec.render_option(option, labels, spec.width, spec.height, style.theme).data
+
+    page.restart()
+    first = target()  # a fresh page: the first chart on its canvas
+    for other_kind in ("area", "stacked_bar", "scatter", "line"):
+        other = make_spec(other_kind, np.random.default_rng(7), "en")
+        other_style = ec.pick_style(other, np.random.default_rng(1))
+        other_option, other_labels = ec.build_option(other, other_style)
+        for theme in (style.theme, other_style.theme):
+            ec.render_option(other_option, other_labels, spec.width, spec.height, theme)
+            assert target() == first, (other_kind, theme)
+
+
+def test_png_writer_round_trips_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    flat = np.full((64, 80, 3), 255, np.uint8)
+    flat[10:20, :, :] = (84, 112, 198)
+    for pixels in (noise, flat, noise[:, ::2]):  # also a strided view
+        encoded = encode_png_up(pixels, level=6)
+        back = decode(encoded.data)
+        assert back.mode == "RGB" and (encoded.width, encoded.height) == back.size
+        assert np.array_equal(np.asarray(back), pixels)
+        assert encode_png_up(pixels.copy(), level=6).data == encoded.data
+    for bad in (np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8), np.zeros((0, 4, 3), np.uint8)):
+        with pytest.raises(ValueError):
+            encode_png_up(bad)
