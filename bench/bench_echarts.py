@@ -2,14 +2,17 @@
 
     .venv/bin/python bench/bench_echarts.py [--n 60] [--naive 5] [--ray-n 80] [--no-ray]
 
-Prints: the bare renderer loop on a persistent page (charts/s and per-stage ms), the naive
-way (a new Chromium per chart), the full pipeline in-process (workers=0) and on Ray with
-1 and 2 workers, their ratios, and peak memory (this process and the Chromium tree).
+Prints: the bare renderer loop on a persistent page, the naive way (a new Chromium per chart),
+the full pipeline in-process (workers=0) and on Ray with 1 and 2 workers, their ratios, peak
+memory (this process and the Chromium tree), and issue #3's two goals side by side: charts per
+CPU-second per core (CPU time of Python + Playwright driver + every Chromium process, which does
+not depend on how loaded the machine is) and persistent page vs new browser per chart.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -150,6 +153,14 @@ def main() -> None:
     self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory: this process {self_mb:.0f} MB; one Chromium tree (browser+renderer+helpers) {b['browser_rss_mb']:.0f} MB")
     print("(timings on a shared 2-core machine; the bare loop is the median of 3 passes)")
+    per_cpu_s = b["n"] / b["cpu_s"]
+    print()
+    print(f"{'issue #3 goal':44} {'measured':>10} {'goal':>8}")
+    print(f"{'charts per CPU-second, one core (bare loop)':44} {per_cpu_s:>10.1f} {'>= 20':>8}")
+    print(f"{'persistent page vs new browser per chart':44} {b['per_s'] / nv['per_s']:>9.1f}x {'>= 20x':>8}")
+    print(f"{'  same, full in-process pipeline':44} {inline['per_s'] / nv['per_s']:>9.1f}x")
+    load = os.getloadavg()
+    print(f"load average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
