@@ -151,15 +151,19 @@ class Music(Engine):
         tried: list[str] = []
         # First try: no more measures than the width estimate says fit, so that the extra engraving
         # of an overflowing try (~1 in 6 samples before, ~1 in 15 now) is rarely paid.
+        count = self._legal_count(score, start, count)
+        kern, written = "", 0  # the excerpt last written and its measure count (reused when unchanged)
         if count > 1:
-            count = min(count, estimate_fit(excerpt(score, start, self._legal_count(score, start, count)), options))
+            kern, written = excerpt(score, start, count), count
+            count = min(count, estimate_fit(kern, options))
         while True:
             count = self._legal_count(score, start, count)
             if count < 1:
                 detail = (f"measures from {start + 1} never fit one system at pageWidth {options['pageWidth']} "
                           "(or end inside a spine split)")
                 return Rejection("no_fit", "; ".join([detail, *tried]), source=source)
-            kern = excerpt(score, start, count)
+            if count != written:
+                kern, written = excerpt(score, start, count), count
             try:
                 engraving = self.engraver().engrave(kern, options)
             except EngraveError as exc:
