@@ -183,4 +183,6 @@ def export(src: str, to: str, dest: str, exclude_flagged: bool = False) -> int:
     writers = {"got": export_got, "swift": export_swift, "parquet": export_parquet}
     if to not in writers:
         raise ExportError(f"unknown export format {to!r} (known: {', '.join(FORMATS)})")
+    if not (src.endswith(".json") and os.path.isfile(src)):
+        _open_dataset(src)  # a bad source is reported before anything is written
     return writers[to](src, dest, exclude_flagged)

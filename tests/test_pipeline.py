@@ -178,11 +178,12 @@ def test_validate_catches_manifest_edits(tmp_path):
         (["build", TOY, "--address", "127.0.0.1:1"], "does not answer"),
         (["build", TOY, "--workers", "-1"], "--workers"),
         (["validate", "/nonexistent/ds"], "not a got-data dataset"),
-        (["export", "/nonexistent/ds", "--to", "got", "/tmp/x"], "not a got-data dataset"),
-        (["export", "/nonexistent/ds", "--to", "csv", "/tmp/x"], "invalid choice"),
+        (["export", "/nonexistent/ds", "--to", "got", "DEST"], "not a got-data dataset"),
+        (["export", "/nonexistent/ds", "--to", "csv", "DEST"], "invalid choice"),
     ],
 )
 def test_bad_cli_input_is_one_clear_line(tmp_path, args, message):
+    args = [str(tmp_path / "dest") if a == "DEST" else a for a in args]
     if args[0] == "build":
         args = [*args, "--out", str(tmp_path / "ds"), "--workers", args[-1] if "--workers" in args else "0"]
         if "--address" in args:
