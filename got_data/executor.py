@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from got_data.errors import UserError
@@ -31,12 +31,9 @@ class InlineExecutor:
 
 def check_reachable(address: str, timeout: float = 3.0) -> None:
     """Fail fast with one line when a cluster address does not answer (ray.init would wait long)."""
-    if address in ("auto", "local") or address.startswith("ray://"):
-        target = address.removeprefix("ray://")
-        if address in ("auto", "local"):
-            return
-    else:
-        target = address
+    if address in ("auto", "local"):
+        return
+    target = address.removeprefix("ray://")
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         raise BuildError(f"Ray address {address!r} is not host:port")
@@ -119,5 +116,3 @@ def make_executor(workers: int | None, address: str | None) -> InlineExecutor | 
         return InlineExecutor()
     return RayExecutor(workers, address)
 
-
-ProgressCallback = Callable[[dict[str, Any]], None]

@@ -23,7 +23,7 @@ from manifests.storage import Storage
 MIXTURE_SCHEMA_ID = "got-data/mixture/1"
 
 
-def _allocate(available: dict[str, int], weights: dict[str, float], size: int) -> dict[str, int]:
+def _allocate(weights: dict[str, float], size: int) -> dict[str, int]:
     """Largest-remainder split of ``size`` by weight: the takes add up to ``size`` exactly."""
     total = sum(weights.values())
     exact = {name: size * w / total for name, w in weights.items()}
@@ -43,7 +43,7 @@ def write_mixture(path: str, name: str, components: dict[str, str], weights: dic
             raise UserError(f"mixture {name}: {url} is not built")
         available[node] = sum(s["samples"] for s in index.shards.values())
     size = size or sum(available.values())
-    take = _allocate(available, weights, size)
+    take = _allocate(weights, size)
     folder = os.path.dirname(os.path.abspath(path))
     mixture = {
         "schema": MIXTURE_SCHEMA_ID,
