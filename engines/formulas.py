@@ -94,12 +94,7 @@ class Formulas(TexBatchEngine):
 
     @classmethod
     def plan(cls, inputs: list[str], params: dict[str, Any]) -> list[Any]:
-        fonts = [f.strip() for f in params["fonts"].split(",") if f.strip()]
-        unknown = [f for f in fonts if f not in FONTS]
-        if unknown or not fonts:
-            raise ValueError(f"unknown font {unknown[0] if unknown else '(none)'}; known: {', '.join(FONTS)}")
-        if params["dpi_min"] > params["dpi_max"]:
-            raise ValueError("dpi_min is larger than dpi_max")
+        cls.check_style_params(params, FONTS)
         return plan_formulas(inputs)
 
     def limits(self) -> TexLimits:

@@ -22,6 +22,17 @@ class TexBatchEngine(Engine):
     def limits(self) -> TexLimits:
         return TexLimits()
 
+    @staticmethod
+    def check_style_params(params: dict[str, Any], fonts: Iterable[str]) -> None:
+        """The font list and dpi range shared by the TeX engines; ValueError names the bad value."""
+        known = list(fonts)
+        chosen = [f.strip() for f in params["fonts"].split(",") if f.strip()]
+        unknown = [f for f in chosen if f not in known]
+        if unknown or not chosen:
+            raise ValueError(f"unknown font {unknown[0] if unknown else '(none)'}; known: {', '.join(known)}")
+        if params["dpi_min"] > params["dpi_max"]:
+            raise ValueError("dpi_min is larger than dpi_max")
+
     def _renderer(self) -> TexRenderer:
         if "_tex" not in self.__dict__:
             self._tex = TexRenderer(self.limits())
