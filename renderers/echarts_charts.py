@@ -2,8 +2,8 @@
 
 Pyecharts builds the option dict, as in the paper; a persistent headless Chromium page
 (``renderers.browser``) holding ECharts from ``node_modules`` draws it with
-``setOption(option, true)`` on a live chart and ``getDataURL``. The PNG is decoded and
-re-encoded with ``renderers.image.encode_png`` so equal pixels give equal bytes.
+``setOption(option, true)`` on a live chart (cleared, on a fresh canvas) and encodes that canvas.
+The PNG is decoded and re-encoded as RGB with ``renderers.png_up`` so equal pixels give equal bytes.
 
 Value labels are the exact strings of ``Series.labels`` (a page-side formatter returns
 them; ECharts never formats a number), grids use ECharts 6's ``outerBoundsMode: 'same'``
