@@ -8,6 +8,7 @@ in index.json (atomically, throttled) -> final index.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,9 @@ from manifests.shard import shard_names
 from manifests.storage import STAGING, Storage
 
 INDEX_SAVE_INTERVAL = 5.0
+# Engines' plan() may use per-process renderer state that is not thread-safe (the PDF sandbox
+# child speaks one request at a time); `got-data run` builds nodes in threads, so plans take turns.
+_PLAN_LOCK = threading.Lock()
 
 
 @dataclass
@@ -84,7 +88,8 @@ def resolve_config(req: BuildRequest) -> tuple[type[Engine], DatasetConfig, list
     if not req.inputs and cls.inputs == "required":
         raise BuildError(f"engine {cls.name!r} needs at least one --input")
     try:
-        units = list(cls.plan(list(req.inputs), params))
+        with _PLAN_LOCK:
+            units = list(cls.plan(list(req.inputs), params))
     except (OSError, ValueError) as exc:
         raise BuildError(f"cannot read inputs: {exc}") from None
     if cls.inputs != "none" and not units:

@@ -255,7 +255,10 @@ class DagRunner:
         done: set[str] = set()
         order = [n for n in self.dag.order() if n in self.selected]
         fingerprints: dict[str, str] = {}
-        with ThreadPoolExecutor(max_workers=max(1, len(order))) as pool:
+        # In-process builds (--workers 0) share this process's renderers, so they take turns;
+        # with Ray each node's shards run in worker processes and nodes go side by side.
+        parallel = 1 if self.workers == 0 else max(1, len(order))
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
             running: dict[Future, str] = {}
             pending = list(order)
             while pending or running:

@@ -141,3 +141,18 @@ def test_missing_input_is_reported(tmp_path):
                             text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2 and "input 'no/such/file.smi' does not exist" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_inputs_planned_from_many_threads_match_a_plan_made_alone():
+    """`got-data run` plans nodes in threads; the PDF engine's plan talks to a per-process sandbox
+    child, which must never see two requests at once (it once swapped page counts between nodes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from got_data.build import BuildRequest, resolve_config
+
+    pdfs = str(ROOT / "examples" / "pdfs")
+    request = BuildRequest(engine="pdf", n=10, out="unused", inputs=[pdfs])
+    alone = resolve_config(request)[2]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda _: resolve_config(request)[2], range(16)))
+    assert all(units == alone for units in together)
