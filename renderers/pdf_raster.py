@@ -13,6 +13,7 @@ pipe is the PNG (~180 KB) and the text, not 3 MB of raw RGB, and a rejected page
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import pickle
@@ -35,6 +36,7 @@ from renderers.png_fast import encode_png_fast
 MAX_PAGE_PT = 14400.0  # the PDF spec's largest page side (200 in); bigger is pathological
 _DOC_CACHE = 8
 _FRAME = struct.Struct("<Q")
+_PIPE_BYTES = 1 << 20
 
 
 class PdfError(Exception):
@@ -322,6 +324,13 @@ class Sandbox:
             [sys.executable, "-c", f"from renderers.pdf_raster import _serve; _serve({int(self.mem_mb)})"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=root,
         )
+        # A reply (PNG ~180 KB + text) fits one pipe buffer: one wake-up per page instead of one
+        # per 64 KB (the default), each of which waits for a CPU on a loaded machine.
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[union-attr]
+            except (OSError, AttributeError):
+                pass  # not Linux, or above /proc/sys/fs/pipe-max-size: the default still works
         return self.proc
 
     def call(self, op: str, *args: Any) -> Any:
