@@ -251,17 +251,20 @@ def rasterize(svg: str, zoom: float = 1.0) -> Image.Image:
     from PIL import Image
 
     svg = _TEXT_FAMILY.sub(f'font-family="{SERIF_FAMILY}"', svg)
-    rgba = _vips().Image.svgload_buffer(svg.encode("utf-8"), scale=zoom).numpy().astype(np.uint32)
+    rgba = _vips().Image.svgload_buffer(svg.encode("utf-8"), scale=zoom).numpy().astype(np.uint16)
     if rgba.ndim == 2:
         rgba = rgba[:, :, None]
-    # Composite onto white in integers (ITU-R 601 luma), so the bytes do not depend on libvips'
-    # floating-point colour paths; straight (unpremultiplied) alpha as libvips returns it.
+    # Composite onto white in 16-bit integers (ITU-R 601 luma in 1/256ths), so the bytes do not
+    # depend on libvips' floating-point colour paths; libvips returns straight (unpremultiplied) alpha.
     if rgba.shape[2] >= 3:
-        luma = (299 * rgba[:, :, 0] + 587 * rgba[:, :, 1] + 114 * rgba[:, :, 2] + 500) // 1000
+        luma = (77 * rgba[:, :, 0] + 150 * rgba[:, :, 1] + 29 * rgba[:, :, 2] + 128) >> 8
     else:
         luma = rgba[:, :, 0]
-    alpha = rgba[:, :, -1] if rgba.shape[2] in (2, 4) else np.full(luma.shape, 255, np.uint32)
-    gray = (luma * alpha + 255 * (255 - alpha) + 127) // 255
+    if rgba.shape[2] in (2, 4):
+        # white * (1 - a) + luma * a, written so that no term exceeds 255 * 255
+        gray = 255 - ((255 - luma) * rgba[:, :, -1] + 127) // 255
+    else:
+        gray = luma
     return Image.fromarray(gray.astype(np.uint8), "L")
 
 
