@@ -5,7 +5,7 @@
 The pages are the first 6 of every PDF in shared/data/pdfs (~110, incl. a few the engine rejects),
 visited ``--passes`` times. Rows:
 - bare loop: PyMuPDF in this process, documents kept open: render at 1024 px + get_text('dict')
-  + PNG with the same writer and level as the engine (renderers.png_fast, level 1). Nothing else.
+  + PNG with the same writer and level as the engine (renderers.png_fast, png_level default). Nothing else.
 - pipeline workers=0: got-data build pdf (tasks=page) in this process: sandboxed renderer child,
   bboxlog, label-fidelity filters, reading order, verdict, PNG in the child, pipe, tar + manifest.
   Bare and pipeline runs alternate ``--reps`` times; medians. CPU rates count this process plus
@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engines.pdf import SANDBOX_PARAMS  # noqa: E402
 from got_data.build import BuildRequest, build  # noqa: E402
 from renderers.image import encode_png  # noqa: E402
 from renderers.pdf_raster import InProcess, PdfError, sandbox  # noqa: E402
@@ -41,6 +42,7 @@ from renderers.png_fast import encode_png_fast  # noqa: E402
 PDFS = ROOT.parent / "shared" / "data" / "pdfs"
 FLAGS = 0  # set in main: the engine's get_text flags
 TICK = os.sysconf("SC_CLK_TCK")
+LEVEL = next(p.default for p in SANDBOX_PARAMS if p.name == "png_level")  # the engine's PNG level
 
 
 def pages() -> list[tuple[str, int]]:
@@ -101,7 +103,7 @@ def _array(pix: object) -> object:
 
 
 def bare(units: list[tuple[str, int]]) -> int:
-    return pymupdf_loop(units, lambda pix: encode_png_fast(_array(pix), 1))
+    return pymupdf_loop(units, lambda pix: encode_png_fast(_array(pix), LEVEL))
 
 
 def naive(units: list[tuple[str, int]]) -> int:
@@ -123,14 +125,14 @@ def pdfminer_loop(units: list[tuple[str, int]]) -> int:
                     pdf_text.pdfminer_lines(f, pno, page)
             except ValueError:
                 pass  # rotated page: pdfminer boxes are not mapped, the engine rejects it too
-            encode_png_fast(_array(pix), 1)
+            encode_png_fast(_array(pix), LEVEL)
     return len(units)
 
 
 def engine_op(box: object, units: list[tuple[str, int]]) -> int:
     for src, pno in units:
         try:
-            box.call("page", src, pno, 1024, "pymupdf", 50, 0.1, "png", 1)  # type: ignore[attr-defined]
+            box.call("page", src, pno, 1024, "pymupdf", 50, 0.1, "png", LEVEL)  # type: ignore[attr-defined]
         except PdfError:
             pass  # rejected pages cost their analysis, like in the pipeline
     return len(units)

@@ -239,7 +239,7 @@ def _analyze(src: str, pno: int, long_side: int, parser: str) -> tuple[PageRende
 
 
 def page_sample(src: str, pno: int, long_side: int, parser: str, min_chars: int, max_masked: float,
-                image: str = "png", png_level: int = 1) -> PageRender:
+                image: str = "png", png_level: int = 2) -> PageRender:
     """A usable page, ready to ship: analysed, judged (PdfError with the rejection reason), unlabelable
     text masked, and the image as ``image`` says: "png" (encoded here), "raw" (the array) or "none"."""
     render, pix = _analyze(src, pno, long_side, parser)
