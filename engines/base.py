@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -110,6 +111,24 @@ class Rejection:
 
 
 Result = Sample | Rejection
+
+
+BUILTIN_DATA = Path(__file__).resolve().parent / "data"
+
+
+def source_name(path: str | Path) -> str:
+    """How an input file is named in units and manifests.
+
+    Built-in sets become ``builtin:NAME`` so a dataset's bytes do not depend on where got-data
+    is installed; other inputs keep the name the user gave.
+    """
+    text = str(path)
+    if "://" in text:
+        return text
+    resolved = Path(text).resolve()
+    if resolved.is_relative_to(BUILTIN_DATA):
+        return f"builtin:{resolved.relative_to(BUILTIN_DATA).as_posix()}"
+    return text
 
 
 def stable_hash(obj: Any) -> str:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engines.base import Param, Rejection
+from engines.base import Param, Rejection, source_name
 from renderers.tex import Preamble, TexJob, TexLimits, has_cjk
 from renderers.tex_engine import TexBatchEngine
 from renderers.tex_extract import extract_math
@@ -68,11 +68,11 @@ def plan_formulas(inputs: list[str]) -> list[list[str]]:
                 if f.kind in ("aligned", "gathered"):
                     tex = f"\\begin{{{f.kind}}} {tex} \\end{{{f.kind}}}"
                 mode = "inline" if f.kind == "inline" else "display"
-                units.append([tex, mode, f"{path}:{f.line}"])
+                units.append([tex, mode, f"{source_name(path)}:{f.line}"])
         else:
             for n, line in enumerate(text.splitlines(), 1):
                 if line.strip() and not line.startswith("%"):  # '%' lines: the file's licence header
-                    units.append([normalise(line), "any", f"{path}:{n}"])
+                    units.append([normalise(line), "any", f"{source_name(path)}:{n}"])
     return units
 
 

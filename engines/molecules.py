@@ -20,7 +20,7 @@ import fsspec
 import numpy as np
 from rdkit import Chem, rdBase
 
-from engines.base import PROMPT_FORMAT, EncodedImage, Engine, Param, Rejection, Result, Sample
+from engines.base import PROMPT_FORMAT, EncodedImage, Engine, Param, Rejection, Result, Sample, source_name
 from renderers.rdkit_draw import (
     FONTS,
     DrawStyle,
@@ -137,7 +137,7 @@ class Molecules(Engine):
                     raise ValueError(f"no SMILES, CSV or TSV files in {inp}")
                 for url in files:
                     for smiles, line in _rows(url, params.get("column", "smiles")):
-                        source = f"{url}:{line}"
+                        source = f"{source_name(url)}:{line}"
                         key = _dedup_key(smiles, params.get("fragments", "largest"))
                         if key is not None and key in first:
                             units.append([smiles, source, first[key]])

@@ -162,7 +162,10 @@ def _node(path: Path, base: Path, name: str, spec: Any, seed: int, shard_size: i
         if not item.startswith(NODE_PREFIX) and "://" not in item:
             resolved = item if os.path.isabs(item) else str((base / item).resolve())
             _require(os.path.exists(resolved), f"{where}: input {item!r} does not exist ({resolved})")
-            item = resolved
+            # Relative to where the run starts when inside it: sources named in manifests then do not
+            # depend on where the checkout lives, so the same recipe gives the same bytes anywhere.
+            relative = os.path.relpath(resolved)
+            item = relative if not relative.startswith("..") else resolved
         inputs.append(item)
     _require(not (inputs and cls.inputs == "none"), f"{where}: engine {cls.name!r} takes no inputs")
     after = [str(a) for a in spec.get("after") or []]

@@ -127,7 +127,7 @@ def test_default_set_builds_deterministically(tmp_path) -> None:
     assert a.samples + a.errors == 12 and a.samples >= 10
     assert folder_digest(tmp_path / "a") == folder_digest(tmp_path / "b")
     rec = samples(tmp_path / "a")[0]
-    assert rec["images"][0]["width"] == 1024 and rec["source"].startswith(str(DEFAULT_SET))
+    assert rec["images"][0]["width"] == 1024 and rec["source"].startswith("builtin:molecules_default.smi:")
     assert image(tmp_path / "a", rec).size == (1024, 1024)
     header = DEFAULT_SET.read_text().splitlines()[:8]
     assert any("CC BY-SA 3.0" in line for line in header) and any("ChEMBL" in line for line in header)

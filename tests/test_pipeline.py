@@ -229,3 +229,12 @@ def test_copy_of_a_dataset_validates(tmp_path):
     build_dataset(TOY, tmp_path / "ds", n=9)
     shutil.copytree(tmp_path / "ds", tmp_path / "copy")
     assert validate_dataset(str(tmp_path / "copy")).ok
+
+
+def test_built_in_sources_do_not_name_the_install_folder(tmp_path):
+    from engines.base import BUILTIN_DATA, source_name
+
+    assert source_name(BUILTIN_DATA / "formulas_default.txt") == "builtin:formulas_default.txt"
+    assert source_name("my/own.smi") == "my/own.smi"
+    build_dataset("formulas", tmp_path / "f", n=3)
+    assert all(r["source"].startswith("builtin:formulas_default.txt:") for r in samples(tmp_path / "f"))
