@@ -4,7 +4,8 @@ Plan (driver): read SMILES from .smi/.csv/.tsv files (gzip etc. inferred), folde
 URLs; canonicalise each once so exact duplicates are found in input order (the first wins; the
 later ones stay as units that are reported as ``duplicate``). Worker: parse, pick the fragment,
 choose a drawing style from ``rng(position)``, lay out, check that the drawing reads back as the
-target (stereo from coordinates and wedges, abbreviations expanded), draw with Cairo.
+target (stereo from coordinates and wedges, abbreviations expanded), draw: RDKit SVG rasterised
+by librsvg, written as a grey PNG when the picture has no colour.
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def _dedup_key(smiles: str, fragments: str) -> str | None:
 
 class Molecules(Engine):
     name = "molecules"
-    version = "1"
-    description = "RDKit (Cairo) drawings of real molecules in varied paper/patent styles; SMILES targets"
+    version = "2"  # 2: SVG + librsvg + own PNG writer instead of Cairo (other bytes, grey PNGs)
+    description = "RDKit drawings of real molecules in varied paper/patent styles; SMILES targets"
     inputs = "optional"
     params = (
         Param("size", 1024, "image width and height in pixels", int, minimum=128, maximum=4096),

@@ -1,4 +1,4 @@
-"""RDKit drawing backend: parse SMILES with readable errors, lay out, draw with Cairo.
+"""RDKit drawing backend: parse SMILES with readable errors, lay out, draw (SVG rasterised by librsvg).
 
 Everything that reaches the picture is decided by a :class:`DrawStyle`; the engine picks
 the style from its seeded rng, this module only executes it. The molecule that is drawn
@@ -19,6 +19,8 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdAbbreviations, rdCoordGen, rdDepictor
 from rdkit.Chem.Draw import rdMolDraw2D
 from rdkit.Geometry import Point2D
+
+from renderers.svg_png import encode_opaque, rasterize
 
 # Fixed choices so coordinates never depend on process state: RDKit's own depictor unless a
 # style asks for CoordGen explicitly (never the global SetPreferCoordGen switch).
@@ -259,9 +261,11 @@ def _single_bond_skeleton(mol: Chem.Mol) -> Chem.Mol:
     return out
 
 
-def _options(drawer: rdMolDraw2D.MolDraw2DCairo, style: DrawStyle) -> None:
+def _options(drawer: rdMolDraw2D.MolDraw2D, style: DrawStyle) -> None:
     o = drawer.drawOptions()
-    o.includeMetadata = False  # no molecule pickle in tEXt chunks
+    o.includeMetadata = False  # no molecule description in the SVG: only what is drawn
+    o.clearBackground = True  # an opaque white page: the PNG drops alpha (rasterize checks it)
+    o.setBackgroundColour((1.0, 1.0, 1.0, 1.0))
     o.addAtomIndices = False
     o.prepareMolsBeforeDrawing = False  # done by us, so read_back sees the same wedges
     font = FONTS[style.font]
@@ -285,7 +289,7 @@ def _options(drawer: rdMolDraw2D.MolDraw2DCairo, style: DrawStyle) -> None:
 
 
 def prepare(mol: Chem.Mol, style: DrawStyle) -> Drawing:
-    """Everything but the pixels: cheap, so the caller can check it (read_back) before paying for Cairo."""
+    """Everything but the pixels: cheap, so the caller can check it (read_back) before paying for them."""
     laid, labels = layout(mol, style)
     aromatic = style.aromatic
     rings = _aromatic_rings(laid) if aromatic == "circles" else None
@@ -296,24 +300,33 @@ def prepare(mol: Chem.Mol, style: DrawStyle) -> Drawing:
     return Drawing(prepared, labels, aromatic, rings or [])
 
 
-def render(drawing: Drawing, style: DrawStyle) -> Drawing:
-    """Draw a prepared molecule with Cairo; the PNG carries only image chunks."""
+def svg(drawing: Drawing, style: DrawStyle) -> str:
+    """RDKit's SVG of a prepared molecule (~1.5 ms at 1024²; labels are FreeType glyph outlines)."""
     circles = drawing.aromatic == "circles"
     shown = _single_bond_skeleton(drawing.mol) if circles else drawing.mol
-    drawer = rdMolDraw2D.MolDraw2DCairo(style.size, style.size)
+    drawer = rdMolDraw2D.MolDraw2DSVG(style.size, style.size)
     _options(drawer, style)
     drawer.DrawMolecule(shown)
     if circles:
         _draw_circles(drawer, drawing.mol, drawing.rings, style)
     drawer.FinishDrawing()
-    return replace(drawing, png=strip_png(drawer.GetDrawingText()))
+    return drawer.GetDrawingText()
+
+
+def render(drawing: Drawing, style: DrawStyle) -> Drawing:
+    """Draw a prepared molecule: RDKit SVG, librsvg raster, our PNG writer (grey when the picture is).
+
+    Replaces MolDraw2DCairo, whose PNG writer alone took ~25 of ~29 ms per 1024² image and cannot
+    be tuned from Python; this path takes ~12-20 ms for the same drawing and writes smaller files.
+    """
+    return replace(drawing, png=encode_opaque(rasterize(svg(drawing, style))))
 
 
 def draw(mol: Chem.Mol, style: DrawStyle) -> Drawing:
     return render(prepare(mol, style), style)
 
 
-def _draw_circles(drawer: rdMolDraw2D.MolDraw2DCairo, mol: Chem.Mol, rings: list[tuple[int, ...]],
+def _draw_circles(drawer: rdMolDraw2D.MolDraw2D, mol: Chem.Mol, rings: list[tuple[int, ...]],
                   style: DrawStyle) -> None:
     conf = mol.GetConformer()
     drawer.SetColour((0.0, 0.0, 0.0))
@@ -324,24 +337,6 @@ def _draw_circles(drawer: rdMolDraw2D.MolDraw2DCairo, mol: Chem.Mol, rings: list
         cx, cy = sum(p.x for p in pts) / len(pts), sum(p.y for p in pts) / len(pts)
         inner = min(math.hypot(p.x - cx, p.y - cy) for p in pts) * math.cos(math.pi / len(ring))
         drawer.DrawArc(Point2D(cx, cy), 0.6 * inner, 0.0, 360.0)
-
-
-_CRITICAL = {b"IHDR", b"PLTE", b"IDAT", b"IEND"}
-
-
-def strip_png(data: bytes) -> bytes:
-    """Keep only the chunks that make the pixels, so no text, time or profile can vary the bytes."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError("Cairo did not return a PNG")
-    out, pos = [data[:8]], 8
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        end = pos + 12 + length
-        if kind in _CRITICAL:
-            out.append(data[pos:end])
-        pos = end
-    return b"".join(out)
 
 
 def png_size(data: bytes) -> tuple[int, int]:

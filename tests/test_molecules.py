@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import io
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -13,11 +15,13 @@ import fsspec
 import numpy as np
 import pytest
 from helpers import SHARED_DATA, build_dataset, errors, folder_digest, image, samples
+from PIL import Image
 from rdkit import Chem, rdBase
 
 from engines.base import PROMPT_FORMAT
 from engines.molecules import DEFAULT_SET, Molecules
 from renderers.rdkit_draw import (
+    FONTS,
     DrawStyle,
     _single_bond_skeleton,
     abbreviation_mols,
@@ -27,8 +31,10 @@ from renderers.rdkit_draw import (
     png_crc_ok,
     prepare,
     read_back,
-    strip_png,
+    render,
+    svg,
 )
+from renderers.svg_png import encode_opaque, rasterize
 
 SHARED_SMILES = SHARED_DATA / "smiles" / "chembl20_chiral_10k.smi"
 
@@ -208,18 +214,67 @@ def test_positions_beyond_the_units_cycle_with_new_styles(tmp_path) -> None:
         assert len({r["images"][0]["sha256"] for r in same}) == 3  # every pass is drawn differently
 
 
-def test_png_carries_no_metadata() -> None:
-    mol = parse_smiles("CC(=O)Oc1ccccc1C(=O)O")
-    engine = Molecules(Molecules.resolve_params({"size": 256}), 0, [["x", "y"]])
-    png = draw(mol, engine.style(np.random.default_rng(0), mol)).png
+def _chunks(png: bytes) -> list[bytes]:
     chunks, pos = [], 8
     while pos < len(png):
         length = int.from_bytes(png[pos:pos + 4], "big")
         chunks.append(png[pos + 4:pos + 8])
         pos += 12 + length
-    assert set(chunks) <= {b"IHDR", b"IDAT", b"IEND"}
-    fake = png[:8] + png[8:33] + (5).to_bytes(4, "big") + b"tEXt" + b"hello" + b"\0\0\0\0" + png[33:]
-    assert strip_png(fake) == png
+    return chunks
+
+
+def test_png_carries_no_metadata_and_is_grey_only_without_colour() -> None:
+    mol = parse_smiles("CC(=O)Oc1ccccc1C(=O)O")
+    engine = Molecules(Molecules.resolve_params({"size": 256}), 0, [["x", "y"]])
+    style = engine.style(np.random.default_rng(0), mol)
+    for palette, mode in (("bw", "L"), ("default", "RGB"), ("cdk", "RGB")):
+        drawing = prepare(mol, replace(style, palette=palette))
+        png = render(drawing, replace(style, palette=palette)).png
+        assert png_crc_ok(png) and set(_chunks(png)) <= {b"IHDR", b"IDAT", b"IEND"}
+        decoded = Image.open(io.BytesIO(png))
+        assert decoded.mode == mode, palette
+        # The PNG holds exactly librsvg's pixels (alpha is opaque everywhere and dropped).
+        rgba = rasterize(svg(drawing, replace(style, palette=palette)))
+        assert np.array_equal(np.asarray(decoded.convert("RGB")), rgba[:, :, :3])
+    # An all-carbon molecule has no colour in any palette: grey too.
+    hexane = parse_smiles("CCCCCC")
+    png = draw(hexane, replace(style, palette="default")).png
+    assert Image.open(io.BytesIO(png)).mode == "L"
+
+
+def test_encoder_round_trips_and_refuses_transparency() -> None:
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    rgba[:, :, 3] = 255
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_opaque(rgba)))), rgba[:, :, :3])
+    rgba[:, :, 1] = rgba[:, :, 2] = rgba[:, :, 0]
+    grey = Image.open(io.BytesIO(encode_opaque(rgba)))
+    assert grey.mode == "L" and np.array_equal(np.asarray(grey), rgba[:, :, 0])
+    see_through = '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="10" height="20"/></svg>'
+    with pytest.raises(ValueError, match="transparent"):
+        rasterize(see_through)
+
+
+_LABEL_PATH = re.compile(r"<path class='atom-\d+'[^>]*/>")
+
+
+@pytest.mark.parametrize("font", sorted(FONTS))
+def test_labels_are_outlines_with_ink_in_every_font(font: str) -> None:
+    """RDKit writes labels as glyph outlines, never <text> (librsvg would need fontconfig for that)."""
+    mol = parse_smiles("OC(=O)c1ccc(N)cc1C(F)(F)F")
+    style = DrawStyle(size=512, font=font, abbreviations=True, palette="bw")
+    drawing = prepare(mol, style)
+    assert sorted(drawing.abbreviations.values()) == ["CF3", "CO2H"]
+    text = svg(drawing, style)
+    assert "<text" not in text
+    labels = _LABEL_PATH.findall(text)
+    assert len(labels) >= 3  # CF3, CO2H, NH2 (each label may be several glyph paths)
+
+    def ink(svg_text: str) -> int:
+        return int((255 - rasterize(svg_text)[:, :, 0].astype(np.int64)).sum() // 255)
+
+    # Without the label paths the picture loses the glyphs' ink: labels really reach the pixels.
+    assert ink(text) - ink(_LABEL_PATH.sub("", text)) > 300 * len(set(drawing.abbreviations.values()))
 
 
 def test_separate_processes_give_identical_bytes(tmp_path) -> None:
