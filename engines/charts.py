@@ -291,7 +291,7 @@ def _parse_kinds(text: str) -> tuple[str, ...]:
 
 class Charts(Engine):
     name = "charts"
-    version = "1"
+    version = "2"  # 2: Matplotlib charts PNG-encoded with the Up filter
     description = "Bar/line/pie/donut/scatter/area charts (Matplotlib, ECharts), OneChart JSON targets"
     inputs = "none"
     params = (

@@ -35,7 +35,7 @@ from matplotlib.transforms import Bbox  # noqa: E402
 
 from engines.base import EncodedImage  # noqa: E402
 from renderers.charts import ChartSpec  # noqa: E402
-from renderers.image import encode_png  # noqa: E402
+from renderers.png_up import encode_png_up  # noqa: E402
 
 NAME = "matplotlib"
 DPI = 100
@@ -52,6 +52,7 @@ PALETTES = {
     "ocean": ["#003f5c", "#2f4b7c", "#665191", "#a05195", "#d45087", "#f95d6a", "#ff7c43", "#ffa600"],
     "muted": ["#4878d0", "#ee854a", "#6acc64", "#d65f5f", "#956cb4", "#8c613c", "#dc7ec0", "#797979"],
 }
+PNG_LEVEL = 4  # zlib level of the Up-filtered PNG (see render_chart)
 PAD_PX = 4  # minimum gap between a value label and the axes frame
 
 
@@ -459,6 +460,6 @@ def rasterize(fig: Figure) -> np.ndarray:
 def render_chart(spec: ChartSpec, rng: np.random.Generator) -> tuple[EncodedImage, dict[str, Any]]:
     """Draw ``spec``; ``rng`` picks the style; return the PNG and a JSON-able style record."""
     fig, style = draw_chart(spec, rng)
-    image = encode_png(rasterize(fig))
-    fig.clear()
-    return image, style
+    # Up filter at level 4: as small as Pillow's adaptive level 6 (41 KB) in 13 instead of 21 ms CPU
+    # (30 charts); no fig.clear(): it clears every Axes (~8 ms) of a figure that is dropped anyway.
+    return encode_png_up(rasterize(fig)[..., :3], PNG_LEVEL), style
