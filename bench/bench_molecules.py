@@ -1,25 +1,28 @@
 """Benchmark of the molecules engine, side by side in one run (run by hand, ~2-3 minutes).
 
-    .venv/bin/python bench/bench_molecules.py [--n 150] [--size 1024] [--no-ray]
+    .venv/bin/python bench/bench_molecules.py [--n 60] [--reps 5] [--size 1024] [--no-ray]
 
 Rows (all on the same real ChEMBL molecules, 1024 px by default):
 - pipeline, 1 core: got-data build in-process (workers=0): parse, fragment, style, layout,
-  read-back check, Cairo PNG, chunk strip, tar + manifest.
-- bare loop: parse + MolDraw2DCairo with default options + PNG bytes, nothing else. Pipeline and
-  bare runs alternate --reps times (medians); a second figure times engine.sample() and the bare
-  loop molecule by molecule, interleaved, which is the steadiest ratio on a shared machine.
-- bare + re-encode: the bare loop plus decoding Cairo's PNG and re-encoding it with
-  renderers.image.encode_png (level 6 and 1), the alternative to stripping chunks.
+  read-back check, RDKit SVG, librsvg raster, PNG (grey when colourless), tar + manifest.
+- bare loop, the same renderer path: parse + MolDraw2DSVG with the engine's drawing options for
+  that molecule (font, palette, widths...: the same grey/colour mix) + rasterize + encode_opaque,
+  nothing else (RDKit lays the molecule out itself). Pipeline and bare runs alternate --reps times
+  (medians); a second figure times engine.sample() and the bare loop molecule by molecule,
+  interleaved, which is the steadiest ratio on a shared machine.
+- previous path: the same bare loop with MolDraw2DCairo and its PNG (what the engine did before).
 - naive: Draw.MolToImage (PIL image) + encode_png, what a quick script does.
+- stages of the bare path (CPU ms per image): SVG, raster, encode (grey and colour apart).
 - Ray with 1 and 2 workers (wall time; ray.init reported separately).
-Rates are given per wall second and per CPU second of this process: the machine is shared,
-so CPU-second rates are the steadier per-core figure. Peak memory is max RSS.
+Rates are given per wall second and per CPU second of this process (libvips threads included):
+the machine is shared, so CPU-second rates are the load-independent per-core figure. The load
+average is printed at the start and the end. Peak memory is max RSS.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import os
 import resource
 import shutil
 import statistics
@@ -34,13 +37,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import SHARED_DATA, build_dataset, samples  # noqa: E402
-from PIL import Image  # noqa: E402
 from rdkit import Chem, rdBase  # noqa: E402
 from rdkit.Chem import Draw  # noqa: E402
 from rdkit.Chem.Draw import rdMolDraw2D  # noqa: E402
 
 from engines.molecules import Molecules  # noqa: E402
 from renderers.image import encode_png  # noqa: E402
+from renderers.rdkit_draw import DrawStyle, _options, choose_fragment, parse_smiles  # noqa: E402
+from renderers.svg_png import encode_opaque, is_grey, rasterize  # noqa: E402
 
 
 def _maxrss_mb(who: int) -> float:
@@ -54,10 +58,28 @@ def _timed(fn: Callable[[], int]) -> tuple[float, float, int]:
     return time.perf_counter() - w0, time.process_time() - c0, n
 
 
-def _cairo_png(smiles: str, size: int) -> bytes:
-    mol = Chem.MolFromSmiles(smiles)
-    drawer = rdMolDraw2D.MolDraw2DCairo(size, size)
-    drawer.DrawMolecule(mol)
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _svg(smiles: str, style: DrawStyle) -> str:
+    drawer = rdMolDraw2D.MolDraw2DSVG(style.size, style.size)
+    _options(drawer, style)
+    drawer.DrawMolecule(Chem.MolFromSmiles(smiles))
+    drawer.FinishDrawing()
+    return drawer.GetDrawingText()
+
+
+def bare_png(smiles: str, style: DrawStyle) -> bytes:
+    """The engine's renderer path with nothing around it."""
+    return encode_opaque(rasterize(_svg(smiles, style)))
+
+
+def cairo_png(smiles: str, style: DrawStyle) -> bytes:
+    """The previous renderer path: RDKit's Cairo drawer and its own PNG writer."""
+    drawer = rdMolDraw2D.MolDraw2DCairo(style.size, style.size)
+    _options(drawer, style)
+    drawer.DrawMolecule(Chem.MolFromSmiles(smiles))
     drawer.FinishDrawing()
     return drawer.GetDrawingText()
 
@@ -69,6 +91,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
+    load_start = _load()
     tmp = Path(tempfile.mkdtemp(prefix="bench_molecules_"))
     src = tmp / "in.smi"
     lines = (SHARED_DATA / "smiles" / "chembl20_chiral_10k.smi").read_text().splitlines()
@@ -77,63 +100,90 @@ def main() -> None:
     params = {"size": args.size}
     rows: list[tuple[str, float, float, str]] = []
     try:
-        # Pipeline and bare loop alternate, --reps times each; medians, so a burst of load from
-        # other processes on the shared machine hits both sides alike.
         # Warm-up: the engine registry imports every engine module (PyMuPDF, Verovio...) once.
         build_dataset("molecules", tmp / "warm", n=3, inputs=[str(src)], params=params)
-        pipe, bare = [], []
-        smiles: list[str] = []
+        engine = Molecules(Molecules.resolve_params(params), 0, Molecules.plan([str(src)], Molecules.resolve_params(params)))
+        with rdBase.BlockLogs():
+            # The engine's style for each molecule, chosen before timing: the bare loops draw the
+            # same options (and so the same grey/colour mix) without the engine's own work.
+            jobs = []
+            for position, unit in enumerate(engine.units):
+                try:
+                    mol, _ = choose_fragment(parse_smiles(unit[0]), "largest")
+                except ValueError:
+                    continue
+                jobs.append((Chem.MolToSmiles(mol), engine.style(engine.rng(position), mol)))
+
+        def bare_loop(render: Callable[[str, DrawStyle], bytes]) -> tuple[float, float]:
+            with rdBase.BlockLogs():
+                w, c, k = _timed(lambda: sum(1 for s, st in jobs if render(s, st)))
+            return k / w, k / c
+
+        # Pipeline, new bare and Cairo bare alternate, --reps times each; medians, so a burst of load
+        # from other processes on the shared machine hits all three alike.
+        pipe, bare, cairo = [], [], []
+        made = 0
+        out = tmp / "p"
         for rep in range(args.reps):
             out = tmp / f"p{rep}"
             wall, cpu, made = _timed(lambda out=out: build_dataset(
                 "molecules", out, n=args.n, inputs=[str(src)], params=params, shard_size=max(1, args.n // 3)).samples)
             pipe.append((made / wall, made / cpu))
-            smiles = [r["meta"]["smiles_input"] for r in samples(out)]
-            with rdBase.BlockLogs():
-                bw, bc, _ = _timed(lambda smiles=smiles: sum(1 for s in smiles if _cairo_png(s, args.size)))
-            bare.append((len(smiles) / bw, len(smiles) / bc))
-        pipe_w, pipe_c = (statistics.median(x[i] for x in pipe) for i in (0, 1))
-        bare_w, bare_c = (statistics.median(x[i] for x in bare) for i in (0, 1))
+            bare.append(bare_loop(bare_png))
+            cairo.append(bare_loop(cairo_png))
+        med = [tuple(statistics.median(x[i] for x in runs) for i in (0, 1)) for runs in (pipe, bare, cairo)]
+        (pipe_w, pipe_c), (bare_w, bare_c), (cairo_w, cairo_c) = med
         ratios = sorted(p[1] / b[1] for p, b in zip(pipe, bare, strict=True))
-        rows.append((f"pipeline, 1 core (workers=0), median of {args.reps}", pipe_w, pipe_c, f"{made}/{args.n} samples"))
-        rows.append(("bare RDKit Cairo draw + PNG, median", bare_w, bare_c,
+        rows.append((f"pipeline, 1 core (workers=0), median of {args.reps}", pipe_w, pipe_c,
+                     f"{made}/{args.n} samples"))
+        rows.append(("bare SVG + librsvg + PNG, same styles, median", bare_w, bare_c,
                      f"pipeline/bare = {pipe_w / bare_w:.2f} wall, {pipe_c / bare_c:.2f} CPU "
                      f"(per-rep CPU ratios {', '.join(f'{r:.2f}' for r in ratios)})"))
-        # Steadiest figure on a shared machine: the engine's sample() and the bare loop timed
-        # molecule by molecule, interleaved, so both see the same load (no tar/manifest I/O).
-        engine = Molecules(Molecules.resolve_params(params), 0, Molecules.plan([str(src)], Molecules.resolve_params(params)))
+        rows.append(("previous: bare Cairo draw + PNG, same styles", cairo_w, cairo_c,
+                     f"pipeline/Cairo bare = {pipe_c / cairo_c:.2f} CPU, new bare/Cairo bare = {bare_c / cairo_c:.2f}"))
+        # Steadiest figure on a shared machine: sample() and the bare loop molecule by molecule,
+        # interleaved, so both see the same load (no tar/manifest I/O).
         eng_cpu = bare_cpu = 0.0
         with rdBase.BlockLogs():
-            for position in range(len(engine.units)):
+            for position, (smiles, style) in enumerate(jobs):
                 c0 = time.process_time()
                 engine.sample(position)
                 c1 = time.process_time()
-                _cairo_png(engine.unit(position)[0][0], args.size)
+                bare_png(smiles, style)
                 eng_cpu, bare_cpu = eng_cpu + c1 - c0, bare_cpu + time.process_time() - c1
-            pngs = [_cairo_png(s, args.size) for s in smiles[:40]]
-        k = len(engine.units)
+        k = len(jobs)
         rows.append(("engine sample() interleaved with bare", float("nan"), k / eng_cpu,
                      f"engine/bare = {bare_cpu / eng_cpu:.2f} CPU; bare {1000 * bare_cpu / k:.1f} ms, "
                      f"engine {1000 * eng_cpu / k:.1f} ms CPU/molecule"))
-        for level in (6, 1):
-            def reencode(level: int = level) -> int:
-                for png in pngs:
-                    encode_png(Image.open(io.BytesIO(png)), level)
-                return len(pngs)
-            rw, rc, k = _timed(reencode)
-            extra = rc / k
-            rows.append((f"bare + decode/encode_png level {level}", 1 / (1 / bare_w + rw / k), 1 / (1 / bare_c + extra),
-                         f"re-encode alone {1000 * extra:.1f} ms CPU/image"))
 
         def naive() -> int:
-            for s in smiles:
+            for s, _ in jobs:
                 encode_png(Draw.MolToImage(Chem.MolFromSmiles(s), size=(args.size, args.size)))
-            return len(smiles)
+            return len(jobs)
         with rdBase.BlockLogs():
             nw, nc, _ = _timed(naive)
-        rows.append(("naive MolToImage + encode_png", len(smiles) / nw, len(smiles) / nc,
-                     f"pipeline/naive = {pipe_w * nw / len(smiles):.2f} wall, {pipe_c * nc / len(smiles):.2f} CPU"))
-        mean_png = sum(r["images"][0]["size"] for r in samples(out)) / max(1, made)
+        rows.append(("naive MolToImage + encode_png", len(jobs) / nw, len(jobs) / nc,
+                     f"pipeline/naive = {pipe_w * nw / len(jobs):.2f} wall, {pipe_c * nc / len(jobs):.2f} CPU"))
+        # Where the bare path's time goes, per image.
+        stage: dict[str, list[float]] = {"svg": [], "raster": [], "encode grey": [], "encode colour": []}
+        sizes: dict[bool, list[int]] = {True: [], False: []}
+        with rdBase.BlockLogs():
+            for smiles, style in jobs:
+                c0 = time.process_time()
+                text = _svg(smiles, style)
+                c1 = time.process_time()
+                rgba = rasterize(text)
+                c2 = time.process_time()
+                png = encode_opaque(rgba)
+                c3 = time.process_time()
+                grey = is_grey(rgba)
+                stage["svg"].append(c1 - c0)
+                stage["raster"].append(c2 - c1)
+                stage["encode grey" if grey else "encode colour"].append(c3 - c2)
+                sizes[grey].append(len(png))
+        breakdown = ", ".join(f"{name} {1000 * statistics.mean(v):.1f}" for name, v in stage.items() if v)
+        made_sizes = [r["images"][0]["size"] for r in samples(out)]
+        mean_png = sum(made_sizes) / max(1, len(made_sizes))
         if not args.no_ray:
             import ray
 
@@ -152,11 +202,15 @@ def main() -> None:
             ray.shutdown()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\nmolecules at {args.size} px, n={args.n}; mean PNG {mean_png / 1024:.1f} KiB")
+    print(f"\nmolecules at {args.size} px, n={args.n}; mean PNG of the build {mean_png / 1024:.1f} KiB "
+          f"(bare: grey {len(sizes[True])} x {statistics.mean(sizes[True] or [0]) / 1024:.1f} KiB, "
+          f"colour {len(sizes[False])} x {statistics.mean(sizes[False] or [0]) / 1024:.1f} KiB)")
+    print(f"load average (1/5/15 min): start {load_start}, end {_load()}")
     print(f"{'':48} {'mol/s wall':>11} {'mol/CPU-s':>10}")
     for label, w, c, note in rows:
         print(f"{label:48} {w:11.1f} {c:10.1f}   {note}")
-    print(f"\npeak RSS: this process {_maxrss_mb(resource.RUSAGE_SELF):.0f} MB, "
+    print(f"\nbare path stages, CPU ms per image: {breakdown}")
+    print(f"peak RSS: this process {_maxrss_mb(resource.RUSAGE_SELF):.0f} MB, "
           f"largest child (Ray worker) {_maxrss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
 
 

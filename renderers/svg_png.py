@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from renderers.png_up import SIGNATURE, up_filtered
-
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_UP = 2  # PNG filter type 2: each byte minus the byte above it
 _GREY, _RGB = 0, 2  # PNG colour types
 
 
@@ -41,7 +41,7 @@ def rasterize(svg: str) -> np.ndarray:
     rgba = _vips().Image.svgload_buffer(svg.encode("iso-8859-1")).numpy()
     if rgba.ndim != 3 or rgba.shape[2] != 4:
         raise ValueError(f"librsvg returned {rgba.shape}, expected RGBA")
-    if not (rgba[:, :, 3] == 255).all():
+    if not (np.ascontiguousarray(rgba).view("<u4") >= 0xFF000000).all():  # alpha is the high byte
         raise ValueError("the SVG has transparent pixels: draw an opaque background")
     return rgba
 
@@ -56,11 +56,32 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 @cache
 def _rgb_index(width: int) -> np.ndarray:
-    """Byte offsets of R, G, B in an RGBA row: one ``take`` packs a row (~2 ms per 1024², half a slice copy)."""
-    return (np.arange(width)[:, None] * 4 + np.arange(3)).ravel()
+    """Byte offsets, in a row of (filter pixel + RGBA pixels), of the filter byte and then R, G, B."""
+    return np.concatenate([[0], 4 + (np.arange(width)[:, None] * 4 + np.arange(3)).ravel()])
 
 
-def _deflate(data: bytes, grey: bool) -> bytes:
+def up_filtered(rgba: np.ndarray, grey: bool) -> np.ndarray:
+    """PNG scanlines with the Up filter (type 2), straight from the RGBA array: no RGB or bytes copies.
+
+    Grey: channel 0 minus the row above, behind a filter byte. Colour: the whole RGBA array is
+    filtered (one contiguous subtraction) behind a leading filter "pixel", then one ``take`` keeps
+    the filter byte and R, G, B (~2 ms per 1024², half what slicing [:, :, :3] into a copy costs).
+    """
+    height, width = rgba.shape[:2]
+    if grey:
+        out = np.empty((height, width + 1), np.uint8)
+        out[:, 0] = _UP
+        out[0, 1:] = rgba[0, :, 0]
+        np.subtract(rgba[1:, :, 0], rgba[:-1, :, 0], out=out[1:, 1:])  # uint8 arithmetic wraps, as PNG wants
+        return out
+    padded = np.empty((height, width + 1, 4), np.uint8)
+    padded[:, 0, 0] = _UP
+    padded[0, 1:] = rgba[0]
+    np.subtract(rgba[1:], rgba[:-1], out=padded[1:, 1:])
+    return padded.reshape(height, 4 * width + 4).take(_rgb_index(width), axis=1)
+
+
+def _deflate(data: np.ndarray, grey: bool) -> bytes:
     # Measured on 120 ChEMBL drawings at 1024² (Up-filtered, CPU, mean size): grey Z_RLE 2.0 ms 19.1 KiB
     # vs level 6 4.4 ms 19.9 KiB (RLE wins both); colour level 4 10.1 ms 42.2 KiB vs level 6 11.7 ms
     # 42.3 KiB, level 2 5.0 ms 54.2 KiB, Z_RLE 6.0 ms 47.3 KiB.
@@ -76,10 +97,6 @@ def encode_opaque(rgba: np.ndarray) -> bytes:
     if height == 0 or width == 0:
         raise ValueError("cannot encode an empty image")
     grey = is_grey(rgba)
-    if grey:
-        rows = np.ascontiguousarray(rgba[:, :, 0])
-    else:
-        rows = np.ascontiguousarray(rgba).reshape(height, width * 4).take(_rgb_index(width), axis=1)
     header = struct.pack(">IIBBBBB", width, height, 8, _GREY if grey else _RGB, 0, 0, 0)
-    return (SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", _deflate(up_filtered(rows), grey))
+    return (SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", _deflate(up_filtered(rgba, grey), grey))
             + _chunk(b"IEND", b""))
