@@ -20,13 +20,14 @@ browser start. Three guarantees:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,6 +340,17 @@ def _playwright_acquire() -> Any:
         _PW["driver"] = sync_playwright().start()
     _PW["users"] += 1
     return _PW["driver"]
+
+
+@contextlib.contextmanager
+def shared_playwright() -> Iterator[Any]:
+    """This process's Playwright driver, for code that drives its own pages (the viewer's tests):
+    a second ``sync_playwright()`` in a thread that already has one is refused by Playwright."""
+    driver = _playwright_acquire()
+    try:
+        yield driver
+    finally:
+        _playwright_release()
 
 
 def _playwright_release() -> None:

@@ -35,9 +35,9 @@ def site(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def page(site):
-    from playwright.sync_api import sync_playwright
+    from renderers.browser import shared_playwright
 
-    with sync_playwright() as pw:
+    with shared_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         tab = context.new_page()

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from typing import Any
 
 TEX_TIMEOUT = 20  # seconds; a runaway TikZ picture must not hold a server thread for long
-_VEROVIO_LOCK = threading.Lock()  # the toolkit is not thread-safe
+_VEROVIO_LOCK = threading.Lock()  # one request at a time on the engraver's pipe
 _TEX_LOCK = threading.Lock()  # one pdflatex at a time: two cores are shared with the user's work
 
 
@@ -58,24 +58,23 @@ def smiles_svg(smiles: str, size: int = 520) -> str:
     return drawer.GetDrawingText()
 
 
-_verovio: Any = None
+_engraver: Any = None
 
 
 def kern_svg(kern: str) -> str:
-    global _verovio
-    import verovio
+    """Engrave in the music engine's Verovio child process: Verovio can abort the process on some
+    input, and its fonts are process-wide state; neither may reach the viewer's server."""
+    global _engraver
+    from renderers.verovio_render import EngraveError, Engraver
 
     with _VEROVIO_LOCK:
-        if _verovio is None:
-            _verovio = verovio.toolkit()
+        if _engraver is None:
+            _engraver = Engraver(timeout=20)
+        try:
             # One system on one line, the page cut to the music: the excerpt is shown whole.
-            _verovio.setOptions({"breaks": "none", "adjustPageWidth": True, "adjustPageHeight": True, "scale": 50,
-                                 "footer": "none", "header": "none"})
-        if not _verovio.loadData(kern):
-            raise RenderError("Verovio cannot load this **kern")
-        if _verovio.getPageCount() < 1:
-            raise RenderError("Verovio produced no page")
-        return _verovio.renderToSVG(1)
+            return _engraver.engrave(kern, {"breaks": "none", "scale": 50}).svg
+        except EngraveError as exc:
+            raise RenderError(f"Verovio cannot load this **kern ({exc.reason})") from None
 
 
 TIKZ_DOCUMENT = r"""\documentclass[tikz,border=4pt]{standalone}
