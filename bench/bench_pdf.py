@@ -35,9 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from engines.pdf import SANDBOX_PARAMS  # noqa: E402
 from got_data.build import BuildRequest, build  # noqa: E402
-from renderers.image import encode_png  # noqa: E402
+from renderers.image import encode_png, encode_png_fast  # noqa: E402
 from renderers.pdf_raster import InProcess, PdfError, sandbox  # noqa: E402
-from renderers.png_fast import encode_png_fast  # noqa: E402
 
 PDFS = ROOT.parent / "shared" / "data" / "pdfs"
 FLAGS = 0  # set in main: the engine's get_text flags
@@ -103,7 +102,7 @@ def _array(pix: object) -> object:
 
 
 def bare(units: list[tuple[str, int]]) -> int:
-    return pymupdf_loop(units, lambda pix: encode_png_fast(_array(pix), LEVEL))
+    return pymupdf_loop(units, lambda pix: encode_png_fast(_array(pix), LEVEL, "sub"))
 
 
 def naive(units: list[tuple[str, int]]) -> int:
@@ -125,7 +124,7 @@ def pdfminer_loop(units: list[tuple[str, int]]) -> int:
                     pdf_text.pdfminer_lines(f, pno, page)
             except ValueError:
                 pass  # rotated page: pdfminer boxes are not mapped, the engine rejects it too
-            encode_png_fast(_array(pix), LEVEL)
+            encode_png_fast(_array(pix), LEVEL, "sub")
     return len(units)
 
 

@@ -16,8 +16,8 @@ from PIL import Image, ImageDraw
 
 from engines.base import PROMPT_OCR, Param, Rejection, Result, Sample
 from engines.pdf import SANDBOX_PARAMS, PdfBase, parse_tasks, pick_region, region_text
+from renderers.image import encode_png_fast
 from renderers.pdf_raster import pixel_box
-from renderers.png_fast import encode_png_fast
 
 COLORS = {"red": (255, 0, 0), "green": (0, 170, 0), "blue": (0, 0, 255)}
 REGION_KINDS = ("line", "paragraph", "window")
@@ -85,6 +85,6 @@ class Finegrained(PdfBase):
                           boxes=[box], meta=meta)
         assert render.image is not None
         image = np.asarray(draw_frame(render.image, box, COLORS[color], self.p["frame"]))
-        return Sample("color", f"[{color}] {PROMPT_OCR}", target, [encode_png_fast(image, self.p["png_level"])],
+        return Sample("color", f"[{color}] {PROMPT_OCR}", target, [encode_png_fast(image, self.p["png_level"], "sub")],
                       source=where, boxes=[box], colors=[color], meta=meta)
 

@@ -28,8 +28,7 @@ from PIL import Image
 from engines.base import EncodedImage
 from renderers.browser import Browser, BrowserOptions, RenderError, close_shared, shared_browser
 from renderers.charts import SINGLE_SERIES_KINDS, ChartSpec
-from renderers.image import encode_png
-from renderers.png_up import encode_png_up
+from renderers.image import encode_png, encode_png_fast
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -430,7 +429,7 @@ def render_option(
         raise RenderError("echarts_error", f"ECharts drew {pixels.size[0]}x{pixels.size[1]}, expected {width}x{height}")
     if pixels.mode != "RGBA" or pixels.getchannel("A").getextrema() != (255, 255):
         return encode_png(pixels, level=PNG_LEVEL)  # the page paints opaque RGBA; flatten if it did not
-    return encode_png_up(np.asarray(pixels.convert("RGB")), level=PNG_LEVEL)
+    return encode_png_fast(np.asarray(pixels.convert("RGB")), PNG_LEVEL)
 
 
 def text_fragments(texts: list[dict[str, Any]]) -> set[str]:

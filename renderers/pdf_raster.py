@@ -31,7 +31,7 @@ import numpy as np
 
 from engines.base import EncodedImage
 from renderers import pdf_text
-from renderers.png_fast import encode_png_fast
+from renderers.image import encode_png_fast
 
 MAX_PAGE_PT = 14400.0  # the PDF spec's largest page side (200 in); bigger is pathological
 _DOC_CACHE = 8
@@ -254,7 +254,7 @@ def page_sample(src: str, pno: int, long_side: int, parser: str, min_chars: int,
         pixels = pixels.copy()  # the view dies with ``pix``
     render.image = pixels if image == "raw" else None
     if image == "png":
-        render.png = encode_png_fast(pixels, png_level)  # from the pixmap's memory: no 3 MB copy
+        render.png = encode_png_fast(pixels, png_level, "sub")  # from the pixmap's memory: no 3 MB copy
     del pix
     return render
 
@@ -268,7 +268,7 @@ def render_clip(src: str, pno: int, box: tuple[float, float, float, float], zoom
     pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), clip=pymupdf.Rect(box), alpha=False,
                           colorspace=pymupdf.csRGB)
     pixels = _pixmap_array(pix)
-    return pixels if png_level is None else encode_png_fast(pixels, png_level)
+    return pixels if png_level is None else encode_png_fast(pixels, png_level, "sub")
 
 
 _OPS = {"count": count_pages, "analyze": analyze_page, "page": page_sample, "clip": render_clip}

@@ -12,8 +12,7 @@ import pytest
 from renderers import echarts_charts as ec
 from renderers.browser import Browser, RenderError, tagged_processes, wait_gone
 from renderers.charts import SINGLE_SERIES_KINDS, ChartSpec, Series, onechart_target
-from renderers.image import decode
-from renderers.png_up import encode_png_up
+from renderers.image import decode, encode_png_fast
 
 pytestmark = pytest.mark.skipif(not os.access(os.environ.get("GOT_DATA_CHROMIUM", "/usr/bin/chromium"), os.X_OK),
                                 reason="no system Chromium")  # fmt: skip
@@ -251,11 +250,13 @@ def test_png_writer_round_trips_and_is_deterministic():
     flat = np.full((64, 80, 3), 255, np.uint8)
     flat[10:20, :, :] = (84, 112, 198)
     for pixels in (noise, flat, noise[:, ::2]):  # also a strided view
-        encoded = encode_png_up(pixels, level=6)
+        encoded = encode_png_fast(pixels, 6)
         back = decode(encoded.data)
         assert back.mode == "RGB" and (encoded.width, encoded.height) == back.size
         assert np.array_equal(np.asarray(back), pixels)
-        assert encode_png_up(pixels.copy(), level=6).data == encoded.data
-    for bad in (np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8), np.zeros((0, 4, 3), np.uint8)):
+        assert encode_png_fast(pixels.copy(), 6).data == encoded.data
+    grey = noise[:, :, 0]  # the shared writer also takes grey pixels
+    assert np.array_equal(np.asarray(decode(encode_png_fast(grey, 6).data)), grey)
+    for bad in (np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4, 4), np.uint8), np.zeros((0, 4, 3), np.uint8)):
         with pytest.raises(ValueError):
-            encode_png_up(bad)
+            encode_png_fast(bad)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from renderers.image import encode_png_fast
 from renderers.pdf_raster import PdfError, Sandbox
-from renderers.png_fast import encode_png_fast
 from tests.helpers import SHARED_DATA
 
 PAGE = SHARED_DATA / "pdfs" / "docbot__academic.en.bitcoin.pdf"
