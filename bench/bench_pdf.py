@@ -5,7 +5,7 @@
 The pages are the first 6 of every PDF in shared/data/pdfs (~110, incl. a few the engine rejects),
 visited ``--passes`` times. Rows:
 - bare loop: PyMuPDF in this process, documents kept open: render at 1024 px + get_text('dict')
-  + PNG with the same writer and level as the engine (renderers.png_fast, png_level default). Nothing else.
+  + PNG with the same writer and level as the engine (renderers.image.encode_png_fast, Sub filter, png_level default). Nothing else.
 - pipeline workers=0: got-data build pdf (tasks=page) in this process: sandboxed renderer child,
   bboxlog, label-fidelity filters, reading order, verdict, PNG in the child, pipe, tar + manifest.
   Bare and pipeline runs alternate ``--reps`` times; medians. CPU rates count this process plus

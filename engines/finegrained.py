@@ -41,7 +41,7 @@ def draw_frame(image: np.ndarray, box: list[int], color: tuple[int, int, int], w
 
 class Finegrained(PdfBase):
     name = "finegrained"
-    version = "2"  # 2: PNGs written by renderers.png_fast (same pixels, other bytes)
+    version = "2"  # 2: PNGs by renderers.image.encode_png_fast, Sub filter (same pixels, other bytes)
     description = "box-guided ([x1, y1, x2, y2] OCR: ) and colour-guided ([red] OCR: ) regions of PDF pages"
     params = (
         Param("tasks", "box,color", "comma-separated tasks to mix: box, color"),

@@ -186,7 +186,7 @@ def parse_tasks(raw: str, known: tuple[str, ...]) -> tuple[str, ...]:
 
 class Pdf(PdfBase):
     name = "pdf"
-    version = "2"  # 2: PNGs written by renderers.png_fast (same pixels, other bytes)
+    version = "2"  # 2: PNGs by renderers.image.encode_png_fast, Sub filter (same pixels, other bytes)
     description = "PDF pages (text top-to-bottom, column by column) and line/paragraph crops, OCR targets"
     params = (
         Param("tasks", "page,crop", "comma-separated tasks to mix: page, crop"),
