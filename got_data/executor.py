@@ -52,7 +52,7 @@ def _remote_build(job: ShardJob, units_box: list[Any]) -> dict[str, Any]:
 
 
 class RayExecutor:
-    """One Ray task per shard, with retries; at most ``2 x workers`` shards in flight."""
+    """One Ray task per shard, with retries; ``workers`` bounds how many run at once."""
 
     def __init__(self, workers: int | None, address: str | None) -> None:
         import ray
@@ -86,7 +86,9 @@ class RayExecutor:
         units_ref = ray.put(list(units))
         pending = list(reversed(jobs))
         running: dict[Any, ShardJob] = {}
-        limit = max(1, 2 * self.workers)
+        # A Ray we started has exactly `workers` CPUs, so a queue of as many again keeps them busy;
+        # on a cluster we joined, `--workers` caps how many shards run at once.
+        limit = 2 * self.workers if self.owns_cluster else self.workers
         while pending or running:
             while pending and len(running) < limit:
                 job = pending.pop()
