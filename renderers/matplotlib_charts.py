@@ -35,7 +35,7 @@ from matplotlib.transforms import Bbox  # noqa: E402
 
 from engines.base import EncodedImage  # noqa: E402
 from renderers.charts import ChartSpec  # noqa: E402
-from renderers.png_up import encode_png_up  # noqa: E402
+from renderers.image import encode_png_fast  # noqa: E402
 
 NAME = "matplotlib"
 DPI = 100
@@ -460,6 +460,7 @@ def rasterize(fig: Figure) -> np.ndarray:
 def render_chart(spec: ChartSpec, rng: np.random.Generator) -> tuple[EncodedImage, dict[str, Any]]:
     """Draw ``spec``; ``rng`` picks the style; return the PNG and a JSON-able style record."""
     fig, style = draw_chart(spec, rng)
-    # Up filter at level 4: as small as Pillow's adaptive level 6 (41 KB) in 13 instead of 21 ms CPU
-    # (30 charts); no fig.clear(): it clears every Axes (~8 ms) of a figure that is dropped anyway.
-    return encode_png_up(rasterize(fig)[..., :3], PNG_LEVEL), style
+    # Up filter at level 4: as small as Pillow's adaptive level 6 (41 KB) in 10 instead of 21 ms CPU
+    # (30 charts; the Agg buffer is opaque RGBA, filtered without an RGB copy); no fig.clear(): it
+    # clears every Axes (~8 ms) of a figure that is dropped anyway.
+    return encode_png_fast(rasterize(fig), PNG_LEVEL, "up"), style
