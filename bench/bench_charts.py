@@ -219,10 +219,10 @@ def start_ray(cpus: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=100, help="timed charts per worker and round")
+    ap.add_argument("--n", type=int, default=80, help="timed charts per worker and round")
     ap.add_argument("--warm", type=int, default=40, help="warm-up charts per rendering process")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds; medians are printed")
-    ap.add_argument("--mem-n", default="100,1000", help="small,large n of the memory comparison (2 workers)")
+    ap.add_argument("--mem-n", default="60,600", help="small,large n of the memory comparison (2 workers)")
     ap.add_argument("--mem-shard", type=int, default=100, help="shard size of the memory builds")
     args = ap.parse_args()
     small, large = (int(x) for x in args.mem_n.split(","))
