@@ -3,7 +3,7 @@
 Pyecharts builds the option dict, as in the paper; a persistent headless Chromium page
 (``renderers.browser``) holding ECharts from ``node_modules`` draws it with
 ``setOption(option, true)`` on a live chart (cleared, on a fresh canvas) and encodes that canvas.
-The PNG is decoded and re-encoded as RGB with ``renderers.png_up`` so equal pixels give equal bytes.
+The PNG is decoded and re-encoded as RGB with ``renderers.image.encode_png_fast`` so equal pixels give equal bytes.
 
 Value labels are the exact strings of ``Series.labels`` (a page-side formatter returns
 them; ECharts never formats a number), grids use ECharts 6's ``outerBoundsMode: 'same'``
@@ -35,7 +35,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 PAGE_JS = ASSETS / "echarts_page.js"
 BROWSER_KEY = "echarts"
 MAX_SIZE = 2048  # viewport; charts larger than this are refused
-# zlib level of the chart PNGs (renderers.png_up): 6 is as small as Pillow's level 6 at half its CPU.
+# zlib level of the chart PNGs (renderers.image.encode_png_fast, Up filter): 6 is as small as Pillow's level 6 at half its CPU.
 PNG_LEVEL = 6
 
 FONTS = {
