@@ -15,9 +15,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from engines.base import PROMPT_OCR, Param, Rejection, Result, Sample
-from engines.pdf import SANDBOX_PARAMS, PdfBase, parse_tasks, pick_region, region_text
+from engines.pdf import SANDBOX_PARAMS, PageJob, PdfBase, parse_tasks, pick_region, region_text
 from renderers.image import encode_png_fast
-from renderers.pdf_raster import pixel_box
+from renderers.pdf_raster import PageRender, pixel_box
 
 COLORS = {"red": (255, 0, 0), "green": (0, 170, 0), "blue": (0, 0, 255)}
 REGION_KINDS = ("line", "paragraph", "window")
@@ -58,7 +58,7 @@ class Finegrained(PdfBase):
         parse_tasks(params["tasks"], cls.task_names)
         return params
 
-    def sample(self, position: int) -> Result:
+    def prepare(self, position: int) -> PageJob:
         rng = self.rng(position)
         unit, _ = self.unit(position)
         tasks = parse_tasks(self.p["tasks"], self.task_names)
@@ -67,9 +67,13 @@ class Finegrained(PdfBase):
         else:
             task = "box"
         color = list(COLORS)[int(rng.integers(len(COLORS)))]
-        render = self.page(unit, "png" if task == "box" else "raw")  # raw pixels to draw the frame on
+        # raw pixels to draw the frame on
+        return PageJob(position, rng, unit, task, "png" if task == "box" else "raw", color)
+
+    def finish(self, job: PageJob, render: PageRender | Rejection) -> Result:
         if isinstance(render, Rejection):
             return render
+        rng, unit, task, color = job.rng, job.unit, job.task, job.color
         where = f"{unit[0]}#page={unit[1] + 1}"
         picked = pick_region(render, rng, REGION_KINDS)
         if picked is None:

@@ -8,6 +8,8 @@ comes from renderers.pdf_text, which keeps only what the rendered page shows.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,18 @@ from renderers.pdf_raster import PageRender, PdfError, sandbox
 from renderers.pdf_text import Box, overlap, union
 
 LOCALITY_RUN = 8  # consecutive pages of a document that stay together in the visiting order
+
+
+@dataclass
+class PageJob:
+    """What one position needs from the renderer, decided before the page comes back."""
+
+    position: int
+    rng: np.random.Generator
+    unit: list[Any]
+    task: str
+    image: str  # "png", "raw" or "none" (see PdfBase.page)
+    color: str = ""
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -115,15 +129,62 @@ class PdfBase(Engine):
     def page(self, unit: list[Any], image: str = "png") -> PageRender | Rejection:
         """The rendered page with its kept lines (unreadable text masked), or why it cannot be used.
         ``image``: "png" (encoded in the renderer child), "raw" (pixels, to draw on) or "none"."""
+        if unit[1] >= 0:
+            self.box.send("page", *self._page_args(unit, image))
+        return self._page_reply(unit)
+
+    def _page_args(self, unit: list[Any], image: str) -> tuple[Any, ...]:
+        return (unit[0], unit[1], self.p["long_side"], self.p["parser"], self.p["min_chars"],
+                self.p["max_masked"], image, self.p["png_level"])
+
+    def _page_reply(self, unit: list[Any]) -> PageRender | Rejection:
+        """The reply to the page request sent for ``unit`` (none is sent for a plan-time rejection)."""
         src, pno = unit[0], unit[1]
-        where = f"{src}#page={pno + 1}" if pno >= 0 else src
         if pno < 0:
             return Rejection(unit[2], unit[3], source=src)
         try:
-            return self.box.call("page", src, pno, self.p["long_side"], self.p["parser"], self.p["min_chars"],
-                                 self.p["max_masked"], image, self.p["png_level"])
+            return self.box.receive()
         except PdfError as exc:
-            return Rejection(exc.reason, exc.detail, source=where)
+            return Rejection(exc.reason, exc.detail, source=f"{src}#page={pno + 1}")
+
+    # A position's sample in two halves: ``prepare`` decides (from its rng) which page and image it
+    # needs, ``finish`` turns the page into the sample. ``generate`` sends the next position's page
+    # request before handing back the current sample, so the child renders while the driver writes.
+    def prepare(self, position: int) -> PageJob:
+        raise NotImplementedError
+
+    def finish(self, job: PageJob, render: PageRender | Rejection) -> Result:
+        raise NotImplementedError
+
+    def sample(self, position: int) -> Result:
+        job = self.prepare(position)
+        return self.finish(job, self.page(job.unit, job.image))
+
+    def _launch(self, position: int) -> PageJob | Rejection:
+        try:
+            job = self.prepare(position)
+        except Exception as exc:  # noqa: BLE001 - reported as a value, like Engine.generate
+            return Rejection("engine_error", f"{type(exc).__name__}: {exc}")
+        if job.unit[1] >= 0:
+            self.box.send("page", *self._page_args(job.unit, job.image))
+        return job
+
+    def generate(self, positions: Sequence[int]) -> Iterator[Result]:
+        """Engine.generate with one page request in flight ahead: the same requests in the same
+        order as ``sample`` one by one (a crop's clip is asked before the next page is sent)."""
+        positions = list(positions)
+        job = self._launch(positions[0]) if positions else None
+        for i in range(len(positions)):
+            if isinstance(job, Rejection):
+                result: Result = job
+            else:
+                assert job is not None
+                try:
+                    result = self.finish(job, self._page_reply(job.unit))
+                except Exception as exc:  # noqa: BLE001
+                    result = Rejection("engine_error", f"{type(exc).__name__}: {exc}")
+            job = self._launch(positions[i + 1]) if i + 1 < len(positions) else None
+            yield result
 
     def close(self) -> None:
         pass  # the sandbox is per worker and shared by engine instances; it exits with the worker
@@ -208,16 +269,19 @@ class Pdf(PdfBase):
     def tasks(self) -> tuple[str, ...]:
         return parse_tasks(self.p["tasks"], self.task_names)
 
-    def sample(self, position: int) -> Result:
+    def prepare(self, position: int) -> PageJob:
         rng = self.rng(position)
         unit, _ = self.unit(position)
         if "crop" in self.tasks and ("page" not in self.tasks or rng.random() < self.p["crop_share"]):
             task = "crop"
         else:
             task = "page"
-        render = self.page(unit, "png" if task == "page" else "none")  # a crop never needs the page image
+        return PageJob(position, rng, unit, task, "png" if task == "page" else "none")  # a crop never needs the page image
+
+    def finish(self, job: PageJob, render: PageRender | Rejection) -> Result:
         if isinstance(render, Rejection):
             return render
+        rng, unit, task = job.rng, job.unit, job.task
         src, pno = unit[0], unit[1]
         where = f"{src}#page={pno + 1}"
         meta = {"page": pno + 1, "parser": self.p["parser"]}

@@ -22,7 +22,7 @@ import select
 import struct
 import subprocess
 import sys
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -315,6 +315,7 @@ class Sandbox:
         self.timeout = timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        self._pending: deque[tuple[str, subprocess.Popen[bytes]]] = deque()  # sent, reply not read yet
 
     def _start(self) -> subprocess.Popen[bytes]:
         root = str(Path(__file__).resolve().parents[1])
@@ -333,13 +334,26 @@ class Sandbox:
                 pass  # not Linux, or above /proc/sys/fs/pipe-max-size: the default still works
         return self.proc
 
-    def call(self, op: str, *args: Any) -> Any:
+    def send(self, op: str, *args: Any) -> None:
+        """Start a request without waiting: the child works on it while the caller does other
+        things; ``receive`` returns the replies in the order they were sent."""
         proc = self.proc if self.proc is not None and self.proc.poll() is None else self._start()
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
         blob = pickle.dumps((op, args), protocol=pickle.HIGHEST_PROTOCOL)
+        self._pending.append((op, proc))
         try:
             proc.stdin.write(_FRAME.pack(len(blob)) + blob)
             proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the child died: receive() reports it for this request
+
+    def receive(self) -> Any:
+        """The reply to the oldest request sent; PdfError for bad input, a timeout or a crash."""
+        op, proc = self._pending.popleft()
+        try:
+            if proc is not self.proc:
+                raise EOFError  # the child this request went to was killed (timeout of an earlier one)
+            assert proc.stdout is not None
             ready, _, _ = select.select([proc.stdout], [], [], self.timeout)
             if not ready:
                 self.close()
@@ -348,13 +362,24 @@ class Sandbox:
             if len(head) < _FRAME.size:
                 raise EOFError
             status, value = pickle.loads(proc.stdout.read(_FRAME.unpack(head)[0]))
-        except (EOFError, BrokenPipeError, OSError, pickle.UnpicklingError):
-            code = self.close()
+        except (EOFError, BrokenPipeError, OSError, pickle.UnpicklingError, ValueError):
+            code = self.close() if proc is self.proc else proc.returncode
             raise PdfError("renderer_crashed", f"{op}: the renderer process died (exit {code}; "
                                                f"memory limit {self.mem_mb} MB)") from None
         if status == "err":
             raise PdfError(*value)
         return value
+
+    def call(self, op: str, *args: Any) -> Any:
+        """One request and its reply. Replies to requests sent earlier and never received (an
+        abandoned prefetch) are read and dropped first, so the reply is this request's."""
+        while self._pending:
+            try:
+                self.receive()
+            except PdfError:
+                pass
+        self.send(op, *args)
+        return self.receive()
 
     def close(self) -> int | None:
         proc, self.proc = self.proc, None
