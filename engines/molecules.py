@@ -40,6 +40,7 @@ _COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
 _SMILES_EXT = (".smi", ".smiles", ".txt", ".ism", ".can")
 _TABLE_EXT = {".csv": ",", ".tsv": "\t"}
 _HEADER_WORDS = {"smiles", "canonical_smiles", "smi", "isomeric_smiles"}
+_PARSE_CACHE_UNITS = 20_000  # parse cache only for unit sets this small (~5 KB a molecule per worker)
 _ALL_H_MAX_ATOMS = 30  # explicit H on every atom only for small molecules: beyond that the picture is a thicket
 
 
@@ -162,12 +163,10 @@ class Molecules(Engine):
 
     def _draw(self, smiles: str, source: str, rng: np.random.Generator, epoch: int) -> Result:
         with rdBase.CaptureErrorLog():  # keep RDKit's warnings off the worker's stderr
-            parsed = parse_smiles(smiles)
-            mol, n_frags = choose_fragment(parsed, self.p["fragments"])
+            mol, n_frags, target = self._parsed(smiles)
             heavy = mol.GetNumHeavyAtoms()
             if heavy > self.p["max_heavy_atoms"]:
                 raise MoleculeError("too_large", f"{heavy} heavy atoms > max_heavy_atoms={self.p['max_heavy_atoms']}")
-            target = canonical(mol)
             style = self.style(rng, mol)
             drawing = prepare(mol, style)
             if read_back(drawing.mol, drawing.abbreviations) != target:
@@ -191,6 +190,27 @@ class Molecules(Engine):
         }
         return Sample(task="molecule", prompt=PROMPT_FORMAT, target=target,
                       images=[EncodedImage(drawing.png, width, height)], source=source, meta=meta)
+
+    def _parsed(self, smiles: str) -> tuple[Chem.Mol, int, str]:
+        """(fragment to draw, fragments in the input, canonical target), kept per worker for small unit sets.
+
+        Later passes over the same units (n > units) then skip parsing, sanitising, stereo perception and
+        canonicalisation (~0.35 ms a molecule). Nothing downstream changes the cached molecule in place
+        (layout works on copies), so a hit draws the same bytes as a fresh parse.
+        """
+        cache: dict[str, tuple[Chem.Mol, int, str] | tuple[str, str]] = self.__dict__.setdefault("_parse_cache", {})
+        hit = cache.get(smiles)
+        if hit is None:
+            try:
+                mol, n_frags = choose_fragment(parse_smiles(smiles), self.p["fragments"])
+                hit = (mol, n_frags, canonical(mol))
+            except MoleculeError as exc:
+                hit = (exc.reason, exc.detail)
+            if len(self.units) <= _PARSE_CACHE_UNITS:
+                cache[smiles] = hit
+        if len(hit) == 2:
+            raise MoleculeError(*hit)  # a fresh error each time: a cached one would keep its old traceback
+        return hit
 
     @staticmethod
     def _input_form(smiles: str, mol: Chem.Mol, n_frags: int, target: str) -> str:

@@ -214,6 +214,22 @@ def test_positions_beyond_the_units_cycle_with_new_styles(tmp_path) -> None:
         assert len({r["images"][0]["sha256"] for r in same}) == 3  # every pass is drawn differently
 
 
+def test_later_passes_from_the_parse_cache_draw_the_same_bytes() -> None:
+    # A worker that drew pass 0 serves pass 1 from its parse cache; a fresh worker parses again: same results.
+    lines = [ln.split()[0] for ln in SHARED_SMILES.read_text().splitlines() if ln.strip()][7::500][:16]
+    units = [[smi, f"s:{k}"] for k, smi in enumerate(lines + ["C1CC", "[Na+].[Cl-]"])]
+    params = Molecules.resolve_params({"size": 128, "explicit_h": 0.5, "abbreviations": 0.5, "max_heavy_atoms": 30})
+    warm, cold = Molecules(params, 5, units), Molecules(params, 5, units)
+    with rdBase.BlockLogs():
+        for position in range(len(units)):
+            warm.sample(position)
+        later = range(len(units), 2 * len(units))
+        pairs = [(warm.sample(position), cold.sample(position)) for position in later]
+    assert len(warm.__dict__["_parse_cache"]) == len(units)
+    assert all(repr(a) == repr(b) for a, b in pairs)
+    assert {type(a).__name__ for a, _ in pairs} == {"Sample", "Rejection"}
+
+
 def _chunks(png: bytes) -> list[bytes]:
     chunks, pos = [], 8
     while pos < len(png):
