@@ -129,9 +129,13 @@ class PdfBase(Engine):
     def page(self, unit: list[Any], image: str = "png") -> PageRender | Rejection:
         """The rendered page with its kept lines (unreadable text masked), or why it cannot be used.
         ``image``: "png" (encoded in the renderer child), "raw" (pixels, to draw on) or "none"."""
-        if unit[1] >= 0:
-            self.box.send("page", *self._page_args(unit, image))
-        return self._page_reply(unit)
+        src, pno = unit[0], unit[1]
+        if pno < 0:
+            return Rejection(unit[2], unit[3], source=src)
+        try:
+            return self.box.call("page", *self._page_args(unit, image))
+        except PdfError as exc:
+            return Rejection(exc.reason, exc.detail, source=f"{src}#page={pno + 1}")
 
     def _page_args(self, unit: list[Any], image: str) -> tuple[Any, ...]:
         return (unit[0], unit[1], self.p["long_side"], self.p["parser"], self.p["min_chars"],
@@ -174,17 +178,20 @@ class PdfBase(Engine):
         order as ``sample`` one by one (a crop's clip is asked before the next page is sent)."""
         positions = list(positions)
         job = self._launch(positions[0]) if positions else None
-        for i in range(len(positions)):
-            if isinstance(job, Rejection):
-                result: Result = job
-            else:
-                assert job is not None
-                try:
-                    result = self.finish(job, self._page_reply(job.unit))
-                except Exception as exc:  # noqa: BLE001
-                    result = Rejection("engine_error", f"{type(exc).__name__}: {exc}")
-            job = self._launch(positions[i + 1]) if i + 1 < len(positions) else None
-            yield result
+        try:
+            for i in range(len(positions)):
+                if isinstance(job, Rejection):
+                    result: Result = job
+                else:
+                    assert job is not None
+                    try:
+                        result = self.finish(job, self._page_reply(job.unit))
+                    except Exception as exc:  # noqa: BLE001
+                        result = Rejection("engine_error", f"{type(exc).__name__}: {exc}")
+                job = self._launch(positions[i + 1]) if i + 1 < len(positions) else None
+                yield result
+        finally:
+            self.box.discard()  # a generator closed early leaves the next page's request in flight
 
     def close(self) -> None:
         pass  # the sandbox is per worker and shared by engine instances; it exits with the worker

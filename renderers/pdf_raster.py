@@ -370,14 +370,18 @@ class Sandbox:
             raise PdfError(*value)
         return value
 
-    def call(self, op: str, *args: Any) -> Any:
-        """One request and its reply. Replies to requests sent earlier and never received (an
-        abandoned prefetch) are read and dropped first, so the reply is this request's."""
+    def discard(self) -> None:
+        """Read and drop the replies to requests sent and never received (an abandoned prefetch)."""
         while self._pending:
             try:
                 self.receive()
             except PdfError:
                 pass
+
+    def call(self, op: str, *args: Any) -> Any:
+        """One request and its reply. Replies to requests sent earlier and never received (an
+        abandoned prefetch) are read and dropped first, so the reply is this request's."""
+        self.discard()
         self.send(op, *args)
         return self.receive()
 

@@ -306,3 +306,23 @@ def test_bad_tasks_param_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(BuildError):
         build_dataset("pdf", tmp_path / "x", n=1, inputs=[str(REAL[0])], params={"tasks": "page,nope"})
+
+
+def test_prefetching_generate_matches_sample_and_survives_abandonment() -> None:
+    """generate() keeps one page request in flight ahead; its results must be sample()'s, and a
+    generator dropped with a request in flight must not hand its reply to the next caller."""
+    from engines.pdf import Pdf
+
+    params = Pdf.resolve_params({"max_pages": 3})
+    engine = Pdf(params, 7, Pdf.plan([str(p) for p in REAL[:2]], params))
+
+    def key(result: object) -> tuple[object, ...]:
+        return (type(result).__name__, getattr(result, "task", ""), getattr(result, "target", ""),
+                getattr(result, "reason", ""), [bytes(i.data) for i in getattr(result, "images", [])])
+
+    piped = [key(r) for r in engine.generate(range(8))]
+    assert piped == [key(engine.sample(p)) for p in range(8)]
+    gen = engine.generate(range(3, 8))
+    next(gen)  # the request for position 4 is now in flight
+    del gen
+    assert key(engine.sample(5)) == piped[5]
