@@ -328,9 +328,10 @@ class Browser:
         return self._page is not None and not self._page.is_closed()
 
 
-# One Playwright driver per process (its sync API allows only one per thread), shared by
-# every Browser and stopped when the last one closes.
-_PW: dict[str, Any] = {"driver": None, "users": 0}
+# One Playwright driver per process (its sync API allows only one per thread), shared by every
+# Browser and kept for the life of the process: stopping and restarting it, or stopping it from a
+# watchdog thread, can leave Playwright's event loop marked running, and the next start then fails.
+_PW: dict[str, Any] = {"driver": None}
 
 
 def _playwright_acquire() -> Any:
@@ -338,7 +339,7 @@ def _playwright_acquire() -> Any:
 
     if _PW["driver"] is None:
         _PW["driver"] = sync_playwright().start()
-    _PW["users"] += 1
+        atexit.register(_playwright_stop)
     return _PW["driver"]
 
 
@@ -346,20 +347,19 @@ def _playwright_acquire() -> Any:
 def shared_playwright() -> Iterator[Any]:
     """This process's Playwright driver, for code that drives its own pages (the viewer's tests):
     a second ``sync_playwright()`` in a thread that already has one is refused by Playwright."""
-    driver = _playwright_acquire()
-    try:
-        yield driver
-    finally:
-        _playwright_release()
+    yield _playwright_acquire()
 
 
 def _playwright_release() -> None:
-    _PW["users"] -= 1
-    if _PW["users"] <= 0 and _PW["driver"] is not None:
-        driver, _PW["driver"], _PW["users"] = _PW["driver"], None, 0
+    """A Browser is done with the driver; it stays up for the next one (see above)."""
+
+
+def _playwright_stop() -> None:
+    driver, _PW["driver"] = _PW["driver"], None
+    if driver is not None:
         try:
             driver.stop()
-        except Exception:  # noqa: BLE001 - the driver may already be gone
+        except Exception:  # noqa: BLE001 - at exit the driver may already be gone
             pass
 
 
