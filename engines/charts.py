@@ -291,7 +291,7 @@ def _parse_kinds(text: str) -> tuple[str, ...]:
 
 class Charts(Engine):
     name = "charts"
-    version = "2"  # 2: Matplotlib charts PNG-encoded with the Up filter
+    version = "3"  # 2: Matplotlib charts PNG-encoded with the Up filter; 3: ECharts PNGs deflated by libdeflate
     description = "Bar/line/pie/donut/scatter/area charts (Matplotlib, ECharts), OneChart JSON targets"
     inputs = "none"
     params = (

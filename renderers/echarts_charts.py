@@ -3,7 +3,7 @@
 Pyecharts builds the option dict, as in the paper; a persistent headless Chromium page
 (``renderers.browser``) holding ECharts from ``node_modules`` draws it with
 ``setOption(option, true)`` on a live chart (cleared, on a fresh canvas) and encodes that canvas.
-The PNG is decoded and re-encoded as RGB with ``renderers.image.encode_png_fast`` so equal pixels give equal bytes.
+The PNG is decoded and re-encoded as RGB (Up filter, libdeflate) so equal pixels give equal bytes.
 
 Value labels are the exact strings of ``Series.labels`` (a page-side formatter returns
 them; ECharts never formats a number), grids use ECharts 6's ``outerBoundsMode: 'same'``
@@ -18,24 +18,28 @@ import functools
 import io
 import json
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import deflate
 import numpy as np
 from PIL import Image
 
 from engines.base import EncodedImage
 from renderers.browser import Browser, BrowserOptions, RenderError, close_shared, shared_browser
 from renderers.charts import SINGLE_SERIES_KINDS, ChartSpec
-from renderers.image import encode_png, encode_png_fast
+from renderers.image import encode_png, filter_rows
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).resolve().parent / "assets"
 PAGE_JS = ASSETS / "echarts_page.js"
 BROWSER_KEY = "echarts"
 MAX_SIZE = 2048  # viewport; charts larger than this are refused
-# zlib level of the chart PNGs (renderers.image.encode_png_fast, Up filter): 6 is as small as Pillow's level 6 at half its CPU.
+# libdeflate level of the chart PNGs (Up filter): 34.3 KB at 4.3 ms per chart vs 35.3 KB at 9.7 ms for
+# zlib level 6 (30 charts); libdeflate's levels 1-4 are larger and no faster.
 PNG_LEVEL = 6
 
 FONTS = {
@@ -429,7 +433,24 @@ def render_option(
         raise RenderError("echarts_error", f"ECharts drew {pixels.size[0]}x{pixels.size[1]}, expected {width}x{height}")
     if pixels.mode != "RGBA" or pixels.getchannel("A").getextrema() != (255, 255):
         return encode_png(pixels, level=PNG_LEVEL)  # the page paints opaque RGBA; flatten if it did not
-    return encode_png_fast(np.asarray(pixels.convert("RGB")), PNG_LEVEL)
+    return encode_png_libdeflate(np.asarray(pixels.convert("RGB")), PNG_LEVEL)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode_png_libdeflate(rgb: np.ndarray, level: int = PNG_LEVEL) -> EncodedImage:
+    """(h, w, 3) uint8 as an RGB PNG: Up filter (renderers.image.filter_rows), deflated by libdeflate.
+
+    Same scanlines as renderers.image.encode_png_fast; libdeflate compresses them to a smaller
+    zlib stream at about half zlib's CPU (its output is fixed for a given libdeflate version).
+    """
+    height, width = rgb.shape[:2]
+    data = deflate.zlib_compress(filter_rows(rgb, "up"), level)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+    return EncodedImage(png, width, height, "png")
 
 
 def text_fragments(texts: list[dict[str, Any]]) -> set[str]:
