@@ -427,7 +427,11 @@ def render_option(
     if not isinstance(url, str) or not url.startswith("data:image/png;base64,"):
         raise RenderError("echarts_error", "the page returned no PNG")
     check_legible(drawn["texts"], labels, width, height)  # before decoding: a rejected chart costs no PNG work
-    pixels = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    chromium_png = base64.b64decode(url.split(",", 1)[1])
+    scanlines = rgb_scanlines_of_up_png(chromium_png, width, height)
+    if scanlines is not None:
+        return _png_of_scanlines(scanlines, width, height)
+    pixels = Image.open(io.BytesIO(chromium_png))
     pixels.load()
     if pixels.size != (width, height):
         raise RenderError("echarts_error", f"ECharts drew {pixels.size[0]}x{pixels.size[1]}, expected {width}x{height}")
@@ -440,6 +444,54 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+@functools.lru_cache(maxsize=16)
+def _rgb_columns(width: int) -> np.ndarray:
+    """Columns of an RGBA scanline (filter byte + 4 bytes per pixel) that make the RGB scanline."""
+    return np.concatenate([[0], (1 + 4 * np.arange(width)[:, None] + np.arange(3)).ravel()])
+
+
+def rgb_scanlines_of_up_png(png: bytes, width: int, height: int) -> np.ndarray | None:
+    """The Up-filtered RGB scanlines of an opaque 8-bit RGBA PNG whose rows all use the Up filter.
+
+    Chromium writes canvases that way. The Up filter works byte by byte, so dropping the alpha
+    bytes of its scanlines gives exactly the scanlines ``filter_rows`` makes from the RGB pixels:
+    no unfiltering, no Pillow decode, the same output bytes. None when the PNG is anything else
+    (or not opaque: first-row alpha 255 and every later alpha delta 0); the caller decodes it then.
+    """
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        return None
+    if png[16:29] != struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0):
+        return None
+    chunks, pos = [], 33
+    while pos + 8 <= len(png):
+        (size,) = struct.unpack(">I", png[pos : pos + 4])
+        kind = png[pos + 4 : pos + 8]
+        if kind == b"IDAT":
+            chunks.append(png[pos + 8 : pos + 8 + size])
+        elif kind == b"IEND":
+            break
+        pos += 12 + size
+    stride = 1 + 4 * width
+    try:
+        raw = deflate.zlib_decompress(b"".join(chunks), stride * height)
+    except deflate.DeflateError:
+        return None
+    if len(raw) != stride * height:
+        return None
+    rows = np.frombuffer(raw, np.uint8).reshape(height, stride)
+    alpha = rows[:, 4::4]
+    if not ((rows[:, 0] == 2).all() and (alpha[0] == 255).all() and not alpha[1:].any()):
+        return None
+    return rows.take(_rgb_columns(width), axis=1)
+
+
+def _png_of_scanlines(scanlines: np.ndarray, width: int, height: int, level: int = PNG_LEVEL) -> EncodedImage:
+    data = deflate.zlib_compress(scanlines, level)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+    return EncodedImage(png, width, height, "png")
+
+
 def encode_png_libdeflate(rgb: np.ndarray, level: int = PNG_LEVEL) -> EncodedImage:
     """(h, w, 3) uint8 as an RGB PNG: Up filter (renderers.image.filter_rows), deflated by libdeflate.
 
@@ -447,10 +499,7 @@ def encode_png_libdeflate(rgb: np.ndarray, level: int = PNG_LEVEL) -> EncodedIma
     zlib stream at about half zlib's CPU (its output is fixed for a given libdeflate version).
     """
     height, width = rgb.shape[:2]
-    data = deflate.zlib_compress(filter_rows(rgb, "up"), level)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
-    return EncodedImage(png, width, height, "png")
+    return _png_of_scanlines(filter_rows(rgb, "up"), width, height, level)
 
 
 def text_fragments(texts: list[dict[str, Any]]) -> set[str]:

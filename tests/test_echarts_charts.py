@@ -275,3 +275,31 @@ def test_libdeflate_png_writer_round_trips_and_is_deterministic():
         assert ec.encode_png_libdeflate(pixels.copy()).data == encoded.data
         # Same Up-filter scanlines as the shared writer: only the deflate stream differs.
         assert encoded.data[:33] == encode_png_fast(pixels, 6).data[:33]
+
+
+def test_chromium_png_shortcut_writes_the_bytes_of_the_decoded_pixels():
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    spec = make_spec("area", np.random.default_rng(3), "en")
+    style = ec.pick_style(spec, np.random.default_rng(3))
+    option, labels = ec.build_option(spec, style)
+    request = json.dumps({"option": option, "labels": labels, "width": spec.width, "height": spec.height,
+                          "theme": style.theme})
+    drawn = json.loads(ec.browser().call("req => JSON.stringify(window.gotRender(JSON.parse(req)))", request))
+    png = base64.b64decode(drawn["url"].split(",", 1)[1])
+    scanlines = ec.rgb_scanlines_of_up_png(png, spec.width, spec.height)
+    assert scanlines is not None  # Chromium's canvas PNG: opaque RGBA, Up filter on every row
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    shortcut = ec._png_of_scanlines(scanlines, spec.width, spec.height)
+    assert shortcut.data == ec.encode_png_libdeflate(rgb).data
+    assert np.array_equal(np.asarray(decode(shortcut.data)), rgb)
+    # Anything else goes the decoding way: a translucent pixel, or another size than asked.
+    translucent = np.full((8, 8, 4), 200, np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(translucent, "RGBA").save(buf, format="PNG")
+    assert ec.rgb_scanlines_of_up_png(buf.getvalue(), 8, 8) is None
+    assert ec.rgb_scanlines_of_up_png(png, spec.width + 1, spec.height) is None
