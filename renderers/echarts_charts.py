@@ -3,7 +3,8 @@
 Pyecharts builds the option dict, as in the paper; a persistent headless Chromium page
 (``renderers.browser``) holding ECharts from ``node_modules`` draws it with
 ``setOption(option, true)`` on a live chart (cleared, on a fresh canvas) and encodes that canvas.
-The PNG is decoded and re-encoded as RGB (Up filter, libdeflate) so equal pixels give equal bytes.
+Chromium's PNG is re-encoded as RGB (Up filter, libdeflate; its scanlines are reused without decoding
+when it is opaque and Up-filtered, as Chromium writes it) so equal pixels give equal bytes.
 
 Value labels are the exact strings of ``Series.labels`` (a page-side formatter returns
 them; ECharts never formats a number), grids use ECharts 6's ``outerBoundsMode: 'same'``
