@@ -104,10 +104,14 @@ class Cluster:
             "import ray,sys; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False);"
             "print(int(sum(n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive'])))"
         )
-        out = subprocess.run([sys.executable, "-c", probe, self.address], capture_output=True, text=True, timeout=120)
+        try:
+            out = subprocess.run([sys.executable, "-c", probe, self.address], capture_output=True, text=True,
+                                 timeout=60)
+        except subprocess.TimeoutExpired:
+            return 0  # a node still starting can make a driver wait: ask again until the deadline
         return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
-    def _wait_until_up(self, cpus: int, timeout: float = 120) -> None:
+    def _wait_until_up(self, cpus: int, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(n.process.poll() is not None for n in self.nodes):
