@@ -357,6 +357,49 @@ def shows_ink(pixels: np.ndarray, box: Box, scale: float, threshold: float = MIN
     return high - low >= threshold or contrast(patch, (0.0, 0.0, x1 - x0, y1 - y0), 1.0) >= threshold
 
 
+
+_INK_CHUNK = 1024  # lines per vectorised pass: bounds the gathered rows (1024 x 4096 px x 3 at most)
+
+
+def shows_ink_all(pixels: np.ndarray, boxes: list[Box], scale: float, threshold: float = MIN_CONTRAST) -> list[bool]:
+    """:func:`shows_ink` for many lines in a few numpy passes instead of ~5 numpy calls per line
+    (~13 -> ~4 us per line).
+
+    A sure yes needs the darkest channel's maximum over the crop to clear its minimum by
+    ``threshold``. The crop's middle row crosses the glyphs and the gaps between them: its darkest
+    channel's maximum bounds the crop's from below, its minimum over all channels bounds the crop's
+    minimum from above. Lines this does not settle (faint or white text, dots on the baseline,
+    empty boxes; ~4% of the lines of shared/data/pdfs) get the exact per-line rule, so every answer
+    is exactly ``shows_ink``'s (checked on all 19235 visible lines there)."""
+    if pixels.ndim != 3 or not boxes:
+        return [shows_ink(pixels, b, scale, threshold) for b in boxes]
+    scaled = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * scale
+    if not np.isfinite(scaled).all():
+        return [shows_ink(pixels, b, scale, threshold) for b in boxes]
+    h, w = pixels.shape[:2]
+    # The same integers as shows_ink: int() truncates, clamped into the page (an empty crop stays empty).
+    x0 = np.clip(np.trunc(scaled[:, 0]), 0, w).astype(np.intp)
+    y0 = np.clip(np.trunc(scaled[:, 1]), 0, h).astype(np.intp)
+    x1 = np.clip(np.ceil(scaled[:, 2]), 0, w).astype(np.intp)
+    y1 = np.clip(np.ceil(scaled[:, 3]), 0, h).astype(np.intp)
+    sure = np.zeros(len(boxes), dtype=bool)
+    todo = np.flatnonzero((x1 > x0) & (y1 > y0))
+    for start in range(0, len(todo), _INK_CHUNK):
+        idx = todo[start:start + _INK_CHUNK]
+        n = len(idx)
+        lo, hi = x0[idx], x1[idx]
+        # Each line's middle row, plus one spare row so every span ends inside the flat arrays.
+        rows = pixels[np.append((y0[idx] + y1[idx]) // 2, 0)]  # (n + 1, w, 3)
+        dark = np.minimum(np.minimum(rows[..., 0], rows[..., 1]), rows[..., 2]).reshape(-1)
+        # Each line's span [x0, x1) of its row, reduced in one reduceat pass (even slots are the spans).
+        base = np.arange(n) * w
+        high = np.maximum.reduceat(dark, np.stack([base + lo, base + hi], axis=1).reshape(-1))[::2]
+        # All channels: their minimum is the darkest channel's minimum.
+        low = np.minimum.reduceat(rows.reshape(-1), np.stack([3 * (base + lo), 3 * (base + hi)], axis=1).reshape(-1))[::2]
+        sure[idx] = high.astype(np.int32) - low.astype(np.int32) >= threshold
+    return [True if s else shows_ink(pixels, b, scale, threshold) for s, b in zip(sure.tolist(), boxes, strict=True)]
+
+
 def filter_lines(raw: list[RawLine], width: float, height: float, hidden: list[Box],
                  pixels: np.ndarray, scale: float, image_cover: float) -> PageText:
     """Apply the label-fidelity rules and order what is left (see module doc). ``pixels``: the
@@ -368,24 +411,32 @@ def filter_lines(raw: list[RawLine], width: float, height: float, hidden: list[B
     def drop(reason: str, n: int) -> None:
         dropped[reason] = dropped.get(reason, 0) + max(1, n)
 
+    # First the rules that need no pixels; then the contrast rule for all survivors at once
+    # (shows_ink_all); then the drops in line order, so ``dropped`` is as a single pass makes it.
+    early: list[tuple[RawLine, int, str | None]] = []
+    page = (0.0, 0.0, width, height)
     for rl in raw:
         n = len(rl.text.strip())
-        if not rl.text.strip():
-            continue
-        if rl.unseen:
-            drop(rl.unseen, n)
+        if not n:
             continue
         b = rl.box
-        inside = overlap(b, (0.0, 0.0, width, height))
-        if inside < 0.9 * area(b):
-            drop("outside_page", n)  # partly cut glyphs are not readable as the string says
+        if rl.unseen:
+            why: str | None = rl.unseen
+        elif overlap(b, page) < 0.9 * area(b):
+            why = "outside_page"  # partly cut glyphs are not readable as the string says
+        elif any(overlap(b, h) >= 0.5 * area(b) for h in hidden):
+            why = "under_image"
+        else:
+            why = None
+        early.append((rl, n, why))
+    ink = iter(shows_ink_all(pixels, [rl.box for rl, _, why in early if why is None], scale))
+    for rl, n, why in early:
+        if why is None and not next(ink):
+            why = "no_contrast"  # white / background-coloured text
+        if why is not None:
+            drop(why, n)
             continue
-        if any(overlap(b, h) >= 0.5 * area(b) for h in hidden):
-            drop("under_image", n)
-            continue
-        if not shows_ink(pixels, b, scale):
-            drop("no_contrast", n)  # white / background-coloured text
-            continue
+        b = rl.box
         text, ok = clean_line(rl.text)
         if not ok:
             drop("unmapped_glyphs", n)

@@ -235,6 +235,30 @@ def test_unmapped_lines_are_masked_on_the_image() -> None:
 def test_zero_width_and_soft_hyphen_removed() -> None:
     assert pdf_text.clean_line("a\u200bb\u00adc  d") == ("abc d", True)
 
+def test_vectorised_contrast_rule_decides_like_the_exact_one(hidden_pdf: Path) -> None:
+    """shows_ink_all (a few numpy passes per page) must give the exact per-line rule's answer for
+    every line: real pages (colour, white footer text), the synthetic hidden-text page, odd boxes."""
+    from renderers.pdf_raster import _pixmap_array
+
+    cases = [(PDFS / "plumber__federal-register-2020-17221.pdf", 0), (PDFS / "docbot__tax.en.irs-1040.pdf", 0),
+             (PDFS / "elegant__elegantbook-cn.pdf", 0), (hidden_pdf, 0)]
+    odd = [(-50.0, -50.0, -10.0, -10.0), (10.0, 10.0, 10.0, 20.0), (-5.0, 5.0, 3000.0, 9.0), (1e6, 1e6, 2e6, 2e6)]
+    decided = 0
+    for path, pno in cases:
+        with pymupdf.open(path) as doc:
+            page = doc[pno]
+            for long_side in (1024, 300):
+                scale = long_side / max(page.rect.width, page.rect.height)
+                pix = page.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False)
+                pixels = _pixmap_array(pix)
+                boxes = [rl.box for rl in pdf_text.pymupdf_lines(page)] + odd
+                exact = [pdf_text.shows_ink(pixels, b, scale) for b in boxes]
+                assert pdf_text.shows_ink_all(pixels, boxes, scale) == exact
+                decided += len(boxes)
+                assert False in exact and True in exact
+    assert decided > 300
+
+
 
 # -- bad input ----------------------------------------------------------------------------------
 
