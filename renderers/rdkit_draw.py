@@ -13,8 +13,10 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 
+import numpy as np
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdAbbreviations, rdCoordGen, rdDepictor
 from rdkit.Chem.Draw import rdMolDraw2D
@@ -134,8 +136,16 @@ def canonical(mol: Chem.Mol) -> str:
 _ABBREVIATIONS: dict[str, Chem.Mol] | None = None
 
 
-def _abbreviation_defs() -> list:
-    return [a for a in rdAbbreviations.GetDefaultAbbreviations() if a.label not in _MISLEADING]
+@cache
+def _abbreviation_defs() -> tuple:
+    """Built once per process (RDKit parses the default patterns on every call; nothing mutates them)."""
+    return tuple(a for a in rdAbbreviations.GetDefaultAbbreviations() if a.label not in _MISLEADING)
+
+
+@cache
+def _display_labels() -> dict[str, tuple[str, str]]:
+    """label -> how RDKit writes it pointing right and pointing left."""
+    return {a.label: (a.displayLabel, a.displayLabelW) for a in _abbreviation_defs()}
 
 
 def abbreviation_mols() -> dict[str, Chem.Mol]:
@@ -168,7 +178,7 @@ def condense(mol: Chem.Mol, max_coverage: float = 0.4) -> tuple[Chem.Mol, dict[i
     condensed = rdAbbreviations.CondenseAbbreviationSubstanceGroups(labelled)
     labels = {a.GetIdx(): a.GetProp("atomLabel") for a in condensed.GetAtoms()
               if a.GetAtomicNum() == 0 and a.HasProp("atomLabel")}
-    shown = {a.label: (a.displayLabel, a.displayLabelW) for a in _abbreviation_defs()}
+    shown = _display_labels()
     for idx, label in labels.items():
         atom = condensed.GetAtomWithIdx(idx)
         atom.SetNoImplicit(True)  # the label stands for whole atoms: AddHs must not hang hydrogens on it
@@ -201,11 +211,12 @@ def layout(mol: Chem.Mol, style: DrawStyle) -> tuple[Chem.Mol, dict[int, str]]:
     else:
         rdDepictor.Compute2DCoords(mol, clearConfs=True)
     if style.rotate:
+        # All atoms at once (the same products and differences as a per-atom loop, so the same doubles).
         conf = mol.GetConformer()
         c, s = math.cos(math.radians(style.rotate)), math.sin(math.radians(style.rotate))
-        for i in range(mol.GetNumAtoms()):
-            p = conf.GetAtomPosition(i)
-            conf.SetAtomPosition(i, (c * p.x - s * p.y, s * p.x + c * p.y, 0.0))
+        xyz = conf.GetPositions()
+        x, y = xyz[:, 0], xyz[:, 1]
+        conf.SetPositions(np.stack([c * x - s * y, s * x + c * y, np.zeros_like(x)], axis=1))
     return mol, labels
 
 
