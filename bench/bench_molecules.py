@@ -1,18 +1,22 @@
 """Benchmark of the molecules engine, side by side in one run (run by hand, ~2-3 minutes).
 
-    .venv/bin/python bench/bench_molecules.py [--n 60] [--reps 5] [--size 1024] [--no-ray]
+    .venv/bin/python bench/bench_molecules.py [--n 60] [--reps 6] [--passes 3] [--size 1024] [--no-ray]
 
 Rows (all on the same real ChEMBL molecules, 1024 px by default):
-- pipeline, 1 core: got-data build in-process (workers=0): parse, fragment, style, layout,
-  read-back check, RDKit SVG, librsvg raster, PNG (grey when colourless), tar + manifest.
+- pipeline, 1 core: got-data build in-process (workers=0): plan (parse + dedup), parse, fragment,
+  style, layout, read-back check, RDKit SVG, librsvg raster, PNG (grey when colourless), tar + manifest.
+  n = units (one pass), as a build over a large input runs.
 - bare loop, the same renderer path: parse + MolDraw2DSVG with the engine's drawing options for
-  that molecule (font, palette, widths...: the same grey/colour mix) + rasterize + encode_opaque,
-  nothing else (RDKit lays the molecule out itself). Pipeline and bare runs alternate --reps times
-  (medians); a second figure times engine.sample() and the bare loop molecule by molecule,
-  interleaved, which is the steadiest ratio on a shared machine.
+  the molecule the engine draws at that position (font, palette, widths...: the same grey/colour
+  mix) + rasterize + encode_opaque, nothing else (RDKit lays the molecule out itself). Pipeline and
+  bare runs alternate --reps times (A B, B A, ...); the headline is the median of the per-rep CPU
+  ratios. A second figure times engine.sample() and the bare loop molecule by molecule, interleaved.
+- pipeline over --passes passes (n = passes x units, as builds of the built-in set run): the plan
+  is amortised and later passes come from the worker's parse cache; alternated with its bare loop.
 - previous path: the same bare loop with MolDraw2DCairo and its PNG (what the engine did before).
 - naive: Draw.MolToImage (PIL image) + encode_png, what a quick script does.
-- stages of the bare path (CPU ms per image): SVG, raster, encode (grey and colour apart).
+- stages of the bare path (CPU ms per image): SVG, raster, encode (grey and colour apart); and the
+  engine's own stages run alone (parse, target, style, layout, read-back).
 - Ray with 1 and 2 workers (wall time; ray.init reported separately).
 Rates are given per wall second and per CPU second of this process (libvips threads included):
 the machine is shared, so CPU-second rates are the load-independent per-core figure. The load
@@ -43,7 +47,15 @@ from rdkit.Chem.Draw import rdMolDraw2D  # noqa: E402
 
 from engines.molecules import Molecules  # noqa: E402
 from renderers.image import encode_png  # noqa: E402
-from renderers.rdkit_draw import DrawStyle, _options, choose_fragment, parse_smiles  # noqa: E402
+from renderers.rdkit_draw import (  # noqa: E402
+    DrawStyle,
+    _options,
+    canonical,
+    choose_fragment,
+    parse_smiles,
+    prepare,
+    read_back,
+)
 from renderers.svg_png import encode_opaque, is_grey, rasterize  # noqa: E402
 
 
@@ -87,7 +99,8 @@ def cairo_png(smiles: str, style: DrawStyle) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=60)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=6)
+    parser.add_argument("--passes", type=int, default=3, help="second pipeline row: n = passes x units")
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
@@ -103,50 +116,82 @@ def main() -> None:
         # Warm-up: the engine registry imports every engine module (PyMuPDF, Verovio...) once.
         build_dataset("molecules", tmp / "warm", n=3, inputs=[str(src)], params=params)
         engine = Molecules(Molecules.resolve_params(params), 0, Molecules.plan([str(src)], Molecules.resolve_params(params)))
-        with rdBase.BlockLogs():
-            # The engine's style for each molecule, chosen before timing: the bare loops draw the
-            # same molecule with the same options (and so the same grey/colour mix) without the
-            # engine's own work. Position p draws engine.unit(p) (a seeded order), not units[p].
-            jobs = []
-            for position in range(len(engine.units)):
-                unit, _ = engine.unit(position)
-                if len(unit) > 2:
-                    continue  # a duplicate: the engine draws nothing
-                try:
-                    mol, _ = choose_fragment(parse_smiles(unit[0]), "largest")
-                except ValueError:
-                    continue
-                if mol.GetNumHeavyAtoms() > engine.p["max_heavy_atoms"]:
-                    continue
-                jobs.append((position, Chem.MolToSmiles(mol), engine.style(engine.rng(position), mol)))
+        def bare_jobs(count: int) -> list[tuple[int, str, DrawStyle]]:
+            """What the engine draws at positions 0..count-1, as (position, SMILES, style).
 
-        def bare_loop(render: Callable[[str, DrawStyle], bytes]) -> tuple[float, float]:
+            The engine's style for each molecule, chosen before timing: the bare loops draw the same
+            molecule with the same options (and so the same grey/colour mix) without the engine's own
+            work. Position p draws engine.unit(p) (a seeded order per pass), not units[p].
+            """
+            jobs = []
+            with rdBase.BlockLogs():
+                for position in range(count):
+                    unit, _ = engine.unit(position)
+                    if len(unit) > 2:
+                        continue  # a duplicate: the engine draws nothing
+                    try:
+                        mol, _ = choose_fragment(parse_smiles(unit[0]), "largest")
+                    except ValueError:
+                        continue
+                    if mol.GetNumHeavyAtoms() > engine.p["max_heavy_atoms"]:
+                        continue
+                    jobs.append((position, Chem.MolToSmiles(mol), engine.style(engine.rng(position), mol)))
+            return jobs
+
+        def bare_loop(render: Callable[[str, DrawStyle], bytes], jobs: list) -> tuple[float, float]:
             with rdBase.BlockLogs():
                 w, c, k = _timed(lambda: sum(1 for _, s, st in jobs if render(s, st)))
             return k / w, k / c
 
-        # Pipeline, new bare and Cairo bare alternate, --reps times each; medians, so a burst of load
-        # from other processes on the shared machine hits all three alike.
-        pipe, bare, cairo = [], [], []
-        made = 0
-        out = tmp / "p"
-        for rep in range(args.reps):
-            out = tmp / f"p{rep}"
-            wall, cpu, made = _timed(lambda out=out: build_dataset(
-                "molecules", out, n=args.n, inputs=[str(src)], params=params, shard_size=max(1, args.n // 3)).samples)
-            pipe.append((made / wall, made / cpu))
-            bare.append(bare_loop(bare_png))
-            cairo.append(bare_loop(cairo_png))
-        med = [tuple(statistics.median(x[i] for x in runs) for i in (0, 1)) for runs in (pipe, bare, cairo)]
-        (pipe_w, pipe_c), (bare_w, bare_c), (cairo_w, cairo_c) = med
+        def pipeline(count: int, out: Path) -> tuple[float, float]:
+            w, c, k = _timed(lambda: build_dataset("molecules", out, n=count, inputs=[str(src)], params=params,
+                                                   shard_size=max(1, args.n // 3)).samples)
+            return k / w, k / c
+
+        def alternate(passes: int, reps: int, cairo: list | None = None) -> tuple[list, list]:
+            """Pipeline builds and bare loops over the same positions, alternating A B / B A per rep, so
+            a burst of load from other processes on the shared machine hits both alike."""
+            jobs = bare_jobs(args.n * passes)
+            pipe, bare = [], []
+            for rep in range(reps):
+                out = tmp / f"p{passes}_{rep}"
+                if rep % 2:
+                    bare.append(bare_loop(bare_png, jobs))
+                    pipe.append(pipeline(args.n * passes, out))
+                else:
+                    pipe.append(pipeline(args.n * passes, out))
+                    bare.append(bare_loop(bare_png, jobs))
+                if cairo is not None:
+                    cairo.append(bare_loop(cairo_png, jobs))
+            return pipe, bare
+
+        def med(runs: list, i: int) -> float:
+            return statistics.median(x[i] for x in runs)
+
+        cairo: list[tuple[float, float]] = []
+        pipe, bare = alternate(1, args.reps, cairo)
+        jobs = bare_jobs(args.n)
+        out = tmp / f"p1_{args.reps - 1}"
+        made = len(samples(out))
         ratios = sorted(p[1] / b[1] for p, b in zip(pipe, bare, strict=True))
+        pipe_w, pipe_c, bare_w, bare_c = med(pipe, 0), med(pipe, 1), med(bare, 0), med(bare, 1)
+        cairo_c = med(cairo, 1)
         rows.append((f"pipeline, 1 core (workers=0), median of {args.reps}", pipe_w, pipe_c,
-                     f"{made}/{args.n} samples"))
+                     f"{made}/{args.n} samples, one pass: plan parses every input, no parse-cache hits"))
         rows.append(("bare SVG + librsvg + PNG, same styles, median", bare_w, bare_c,
-                     f"pipeline/bare = {pipe_w / bare_w:.2f} wall, {pipe_c / bare_c:.2f} CPU "
-                     f"(per-rep CPU ratios {', '.join(f'{r:.2f}' for r in ratios)})"))
-        rows.append(("previous: bare Cairo draw + PNG, same styles", cairo_w, cairo_c,
+                     f"pipeline/bare = {statistics.median(ratios):.2f} CPU (median of per-rep ratios "
+                     f"{', '.join(f'{r:.2f}' for r in ratios)}; ratio of medians {pipe_c / bare_c:.2f} CPU, "
+                     f"{pipe_w / bare_w:.2f} wall)"))
+        rows.append(("previous: bare Cairo draw + PNG, same styles", med(cairo, 0), cairo_c,
                      f"pipeline/Cairo bare = {pipe_c / cairo_c:.2f} CPU, new bare/Cairo bare = {bare_c / cairo_c:.2f}"))
+        if args.passes > 1:
+            # n = passes x units, as a build of the built-in set (2k units, n = 100k) runs: the plan is
+            # amortised and later passes come from the worker's parse cache.
+            many_pipe, many_bare = alternate(args.passes, max(2, args.reps // 2))
+            many = sorted(p[1] / b[1] for p, b in zip(many_pipe, many_bare, strict=True))
+            rows.append((f"pipeline, {args.passes} passes over the units", med(many_pipe, 0), med(many_pipe, 1),
+                         f"n={args.passes * args.n}: pipeline/bare = {statistics.median(many):.2f} CPU "
+                         f"(per-rep {', '.join(f'{r:.2f}' for r in many)}; bare {med(many_bare, 1):.1f} mol/CPU-s)"))
         # Steadiest figure on a shared machine: sample() and the bare loop molecule by molecule,
         # interleaved, so both see the same load (no tar/manifest I/O).
         eng_cpu = bare_cpu = 0.0
@@ -188,6 +233,26 @@ def main() -> None:
                 stage["encode grey" if grey else "encode colour"].append(c3 - c2)
                 sizes[grey].append(len(png))
         breakdown = ", ".join(f"{name} {1000 * statistics.mean(v):.1f}" for name, v in stage.items() if v)
+        # The engine's own work on top of that path, stage by stage (its drawing, raster and PNG are
+        # the bare path's calls on a richer picture: wedges, explicit H, labels, circles).
+        own: dict[str, float] = {"parse+fragment": 0.0, "target": 0.0, "style": 0.0, "layout+prepare": 0.0,
+                                 "read-back": 0.0}
+        with rdBase.BlockLogs():
+            for position, _, _ in jobs:
+                c0 = time.process_time()
+                mol, _ = choose_fragment(parse_smiles(engine.unit(position)[0][0]), "largest")
+                c1 = time.process_time()
+                canonical(mol)
+                c2 = time.process_time()
+                style = engine.style(engine.rng(position), mol)
+                c3 = time.process_time()
+                drawing = prepare(mol, style)
+                c4 = time.process_time()
+                read_back(drawing.mol, drawing.abbreviations)
+                c5 = time.process_time()
+                for name, dt in zip(own, (c1 - c0, c2 - c1, c3 - c2, c4 - c3, c5 - c4), strict=True):
+                    own[name] += dt
+        own_text = ", ".join(f"{name} {1000 * v / len(jobs):.2f}" for name, v in own.items())
         made_sizes = [r["images"][0]["size"] for r in samples(out)]
         mean_png = sum(made_sizes) / max(1, len(made_sizes))
         if not args.no_ray:
@@ -216,6 +281,7 @@ def main() -> None:
     for label, w, c, note in rows:
         print(f"{label:48} {w:11.1f} {c:10.1f}   {note}")
     print(f"\nbare path stages, CPU ms per image: {breakdown}")
+    print(f"engine's own stages (run alone), CPU ms per molecule: {own_text}")
     print(f"peak RSS: this process {_maxrss_mb(resource.RUSAGE_SELF):.0f} MB, "
           f"largest child (Ray worker) {_maxrss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
 
