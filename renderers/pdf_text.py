@@ -33,7 +33,7 @@ _SPACES = re.compile(r"\s+")
 _FILLED, _STROKED, _CLIPPED = 16, 32, 64
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     text: str
     box: Box
@@ -65,6 +65,18 @@ class PageText:
     def text(self) -> str:
         return "\n".join(line.text for line in self.lines)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Crosses the renderer pipe once per page: columns of str / float tuples / int pickle in C,
+        # ~93 Line objects each pickled as class + state took ~0.25 ms per page (both ends).
+        lines = self.lines
+        return _page_text, (self.width, self.height, [line.text for line in lines], [line.box for line in lines],
+                            [line.block for line in lines], self.masked, self.dropped, self.image_cover)
+
+
+def _page_text(width: float, height: float, texts: list[str], boxes: list[Box], blocks: list[int],
+               masked: list[Box], dropped: dict[str, int], image_cover: float) -> PageText:
+    return PageText(width, height, list(map(Line, texts, boxes, blocks)), masked, dropped, image_cover)
+
 
 # -- characters -----------------------------------------------------------------
 
@@ -77,17 +89,18 @@ def bad_char(ch: str) -> bool:
     return cat in ("Co", "Cs", "Cn") or (cat == "Cc" and ch not in "\t\n\r")
 
 
-_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # bad_char() within ASCII
+_ASCII_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"  # bad_char() within ASCII
+_ASCII_BAD = re.compile(rf"\(cid:\d+\)|{_ASCII_CONTROL}")  # an ASCII line is unreliable when this matches
 
 
 def clean_line(raw: str) -> tuple[str, bool]:
     """(normalised text, reliable?). Format characters (zero-width, soft hyphen) are invisible: removed."""
-    if _CID.search(raw):
-        return "", False
     if raw.isascii():  # most lines: no private-use, unassigned or format characters exist in ASCII
-        if _ASCII_CONTROL.search(raw):
+        if _ASCII_BAD.search(raw):
             return "", False
         return _SPACES.sub(" ", raw).strip(), True
+    if _CID.search(raw):
+        return "", False
     chars = set(raw)
     if any(bad_char(ch) for ch in chars):
         return "", False
@@ -108,7 +121,8 @@ def overlap(a: Box, b: Box) -> float:
 
 
 def union(boxes: list[Box]) -> Box:
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    x0, y0, x1, y1 = zip(*boxes, strict=True)  # min/max over tuples: no generator per coordinate
+    return (min(x0), min(y0), max(x1), max(y1))
 
 
 def _gaps(spans: list[tuple[float, float]], min_gap: float) -> list[float]:
@@ -197,7 +211,7 @@ def pymupdf_lines(page: Any) -> list[RawLine]:
 
     def to_page(b: Any) -> Box:
         if identity:  # the usual page: skip building two Rects per span (same floats)
-            return (b[0], b[1], b[2], b[3])
+            return b if type(b) is tuple and len(b) == 4 else (b[0], b[1], b[2], b[3])
         r = pymupdf.Rect(b) * rot
         return (r.x0, r.y0, r.x1, r.y1)
 
@@ -219,10 +233,11 @@ def pymupdf_lines(page: Any) -> list[RawLine]:
                     unseen_reason = "clipped_text"
                 else:
                     seen.append(span)
-            raw = "".join(s["text"] for s in seen)
-            if seen:
-                box = union([to_page(s["bbox"]) for s in seen])
-                out.append(RawLine(raw, box, b, horizontal, None))
+            if len(seen) == 1:  # most lines: one style, no joining
+                out.append(RawLine(seen[0]["text"], to_page(seen[0]["bbox"]), b, horizontal, None))
+            elif seen:
+                raw = "".join([s["text"] for s in seen])
+                out.append(RawLine(raw, union([to_page(s["bbox"]) for s in seen]), b, horizontal, None))
             if unseen_reason and len(seen) < len(line["spans"]):
                 hidden = "".join(s["text"] for s in line["spans"] if s not in seen)
                 out.append(RawLine(hidden, to_page(line["bbox"]), b, horizontal, unseen_reason))
@@ -414,7 +429,6 @@ def filter_lines(raw: list[RawLine], width: float, height: float, hidden: list[B
     # First the rules that need no pixels; then the contrast rule for all survivors at once
     # (shows_ink_all); then the drops in line order, so ``dropped`` is as a single pass makes it.
     early: list[tuple[RawLine, int, str | None]] = []
-    page = (0.0, 0.0, width, height)
     for rl in raw:
         n = len(rl.text.strip())
         if not n:
@@ -422,7 +436,9 @@ def filter_lines(raw: list[RawLine], width: float, height: float, hidden: list[B
         b = rl.box
         if rl.unseen:
             why: str | None = rl.unseen
-        elif overlap(b, page) < 0.9 * area(b):
+        # overlap(b, page) < 0.9 * area(b), inlined (same operations, same order): most lines pass here
+        elif (max(0.0, min(b[2], width) - max(b[0], 0.0)) * max(0.0, min(b[3], height) - max(b[1], 0.0))
+              < 0.9 * (max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1]))):
             why = "outside_page"  # partly cut glyphs are not readable as the string says
         elif any(overlap(b, h) >= 0.5 * area(b) for h in hidden):
             why = "under_image"
