@@ -18,7 +18,7 @@ import fsspec
 from engines.base import PROMPT_FORMAT, Engine, Param, Rejection, Result, Sample
 from renderers.image import encode_png
 from renderers.kern import FORMS, KernError, KernScore, decode_bytes, excerpt, parse_kern, to_form
-from renderers.kern_gen import generate_kern
+from renderers.kern_gen import generate_score
 from renderers.verovio_render import MUSIC_FONTS, EngraveError, Engraver, estimate_fit, rasterize
 
 KERN_SUFFIXES = (".krn", ".kern")
@@ -53,7 +53,9 @@ def _list_inputs(inputs: list[str]) -> list[str]:
 
 class Music(Engine):
     name = "music"
-    version = "2"  # 2: librsvg raster, width-estimated first try
+    # 2: librsvg raster, width-estimated first try; 3: the generator draws its uniforms in batches
+    # (same music style, other pieces per seed)
+    version = "3"
     description = "Single-system two-staff piano scores engraved with Verovio from **kern, **kern targets"
     inputs = "optional"
     params = (
@@ -132,7 +134,7 @@ class Music(Engine):
         try:
             if unit == BUILTIN:
                 source = f"generated#{position}"
-                score = parse_kern(generate_kern(self.rng(position, 1), self.p["gen_measures"]))
+                score = generate_score(self.rng(position, 1), self.p["gen_measures"])
             else:
                 source = unit
                 score = self._score(unit)

@@ -148,7 +148,7 @@ def decode_bytes(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _state_key(token: str) -> str | None:
+def state_key(token: str) -> str | None:
     if token.startswith("*clef"):
         return "clef"
     if token.startswith("*k["):
@@ -197,7 +197,7 @@ def parse_kern(text: str) -> KernScore:
                 if tok == "*-":
                     continue
                 if _INTERP_KEEP.match(tok):
-                    key = _state_key(tok)
+                    key = state_key(tok)
                     if key:
                         state[before[i]][key] = tok
                     keep.append(tok)
@@ -297,10 +297,10 @@ def excerpt(score: KernScore, start: int, count: int) -> str:
     for measure in measures:
         for line in measure.lines:
             if leading and line.kind == "*" and len(line.fields) == 2 and all(
-                    t == "*" or _state_key(t) for t in line.fields):
+                    t == "*" or state_key(t) for t in line.fields):
                 for owner, tok in zip(line.owners, line.fields, strict=True):
                     if tok != "*":
-                        state[owner][_state_key(tok)] = tok
+                        state[owner][state_key(tok)] = tok
                 continue
             leading = False
             body.append(Line(line.kind, list(line.fields), list(line.owners)))
@@ -327,6 +327,14 @@ def _voices(line: Line) -> list[tuple[int, int]]:
     return keys
 
 
+_SPAN_MARKS = frozenset("()LJ[]_")
+
+
+@lru_cache(maxsize=1 << 16)
+def _split_cached(sub: str) -> tuple[tuple[str, str], ...]:
+    return tuple((p.kind, p.text) for p in split_subtoken(sub))
+
+
 def _close_spans(body: list[Line]) -> None:
     """Drop slur/beam/tie marks whose partner lies outside the excerpt, so it stands alone."""
     slurs: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
@@ -337,7 +345,7 @@ def _close_spans(body: list[Line]) -> None:
     def get(li: int, fi: int, si: int) -> list[Part]:
         key = (li, fi, si)
         if key not in parts:
-            parts[key] = split_subtoken(body[li].fields[fi].split(" ")[si])
+            parts[key] = [Part(kind, text) for kind, text in _split_cached(body[li].fields[fi].split(" ")[si])]
         return parts[key]
 
     for li, line in enumerate(body):
@@ -346,8 +354,8 @@ def _close_spans(body: list[Line]) -> None:
         for fi, voice in enumerate(_voices(line)):
             subs = line.fields[fi].split(" ")
             for si, sub in enumerate(subs):
-                if sub == ".":
-                    continue
+                if sub == "." or not _SPAN_MARKS.intersection(sub):
+                    continue  # nothing that opens or closes a span: the token stays as written
                 ps = get(li, fi, si)
                 pitch = "".join(p.text for p in ps if p.kind in ("pitch", "accidental")).lower()
                 for p in ps:

@@ -5,6 +5,10 @@ beams group notes shorter than a beat within one beat, ties join equal pitches,
 pitches carry the accidentals of the key (with occasional chromatic alterations),
 and clef or key changes happen only at barlines. No openly licensed piano corpus
 exists, so this is the engine's built-in input.
+
+The piece comes out either as **kern text (``generate_kern``) or directly as the parsed
+``KernScore`` that ``parse_kern`` would make of that text (``generate_score``; equal by test),
+which spares the engine writing text only to parse it again.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 from typing import TypeVar
 
 import numpy as np
+
+from renderers.kern import KernScore, Line, Measure, state_key
 
 # Order of sharps and flats in key signatures.
 _SHARPS = "fcgdaeb"
@@ -37,10 +43,45 @@ def _pitch_name(step: int) -> str:
     return letter.upper() * (-octave)
 
 
+_BATCH = 512  # a piece of 12 measures takes ~300-600 draws
+
+
+class _Draws:
+    """Uniform draws from the seeded Generator, fetched in batches.
+
+    One scalar Generator call costs 0.6-1.8 us and a piece needs hundreds; taking them from a
+    pre-drawn list made generating a piece ~3x cheaper. Still a pure function of the seed.
+    """
+
+    __slots__ = ("_rng", "_next")
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._next = iter(()).__next__
+
+    def random(self) -> float:
+        try:
+            return self._next()
+        except StopIteration:
+            self._next = iter(self._rng.random(_BATCH).tolist()).__next__
+            return self._next()
+
+    def below(self, n: int) -> int:
+        """0 <= k < n (u * n rounds below n for every u < 1 in IEEE doubles)."""
+        return int(self.random() * n)
+
+    def between(self, low: int, high: int) -> int:
+        """low <= k < high."""
+        return low + int(self.random() * (high - low))
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * self.random()
+
+
 class _Staff:
-    def __init__(self, rng: np.random.Generator, clef: str, low: int, high: int) -> None:
-        self.rng, self.clef, self.low, self.high = rng, clef, low, high
-        self.step = int(rng.integers(low + 2, high - 2))
+    def __init__(self, draws: _Draws, clef: str, low: int, high: int) -> None:
+        self.clef, self.low, self.high = clef, low, high
+        self.step = draws.between(low + 2, high - 2)
 
 
 def key_signature(fifths: int) -> str:
@@ -60,73 +101,106 @@ T = TypeVar("T")
 
 
 # Plain-Python scalar helpers: np.clip and Generator.choice on scalars cost microseconds per call,
-# which made generating a piece ~12 ms (cProfile); one integers() draw per pick keeps it seeded.
+# which made generating a piece ~12 ms (cProfile).
 def _clip(value: int, low: int, high: int) -> int:
     return max(low, min(high, int(value)))
 
 
-def _pick(rng: np.random.Generator, options: tuple[T, ...]) -> T:
-    return options[int(rng.integers(len(options)))]
+def _pick(draws: _Draws, options: tuple[T, ...]) -> T:
+    return options[int(draws.random() * len(options))]
 
 
-def _measure_rhythm(rng: np.random.Generator, beat: int, length: int) -> list[int]:
+def _measure_rhythm(draws: _Draws, beat: int, length: int) -> list[int]:
     out: list[int] = []
     beats = length // beat
     b = 0
     while b < beats:
         # Sometimes a note spans two beats (half note, dotted half in 6/8).
-        if b + 1 < beats and rng.random() < 0.15 and 2 * beat in _KERN_DURATION:
+        if b + 1 < beats and draws.random() < 0.15 and 2 * beat in _KERN_DURATION:
             out.append(2 * beat)
             b += 2
             continue
-        out.extend(_BEAT_RHYTHMS[beat][int(rng.integers(len(_BEAT_RHYTHMS[beat])))])
+        out.extend(_pick(draws, _BEAT_RHYTHMS[beat]))
         b += 1
-    if length == 16 and beat == 4 and rng.random() < 0.05:
+    if length == 16 and beat == 4 and draws.random() < 0.05:
         out = [16]  # a whole note
     return out
 
 
+Record = tuple[str, list[str]]  # kind ('**' header, '*' interpretation, '=' barline, 'd' data), fields
+
+
 def generate_kern(rng: np.random.Generator, measures: int = 16) -> str:
     """A two-staff piano piece of ``measures`` measures: lower staff first, as in GrandStaff."""
-    num, den, beat, length = _METERS[int(rng.integers(len(_METERS)))]
-    fifths = int(rng.integers(-5, 6))
-    lower = _Staff(rng, "*clefF4", -12, 1) if rng.random() < 0.85 else _Staff(rng, "*clefG2", -3, 9)
-    upper = _Staff(rng, "*clefG2", 0, 13)
+    return "\n".join("\t".join(fields) for _, fields in _records(rng, measures)) + "\n"
+
+
+def generate_score(rng: np.random.Generator, measures: int = 16) -> KernScore:
+    """``parse_kern(generate_kern(rng, measures))``, built without writing and re-reading text.
+
+    The records are valid by construction (tested by parsing the text), so only what
+    ``parse_kern`` records is rebuilt: lines per measure and the clef/key/meter at each barline.
+    """
+    state: dict[int, dict[str, str]] = {0: {}, 1: {}}
+    score = KernScore()
+    current: list[Line] = []
+    start_state: dict[int, dict[str, str]] = {0: {}, 1: {}}
+    for kind, fields in _records(rng, measures):
+        if kind == "d":
+            current.append(Line("d", fields, [0, 1]))
+        elif kind == "=":
+            score.measures.append(Measure(current, Line("=", fields, [0, 1]), start_state, True, True))
+            current, start_state = [], {0: dict(state[0]), 1: dict(state[1])}
+        elif kind == "*" and fields[0] != "*-":
+            for owner, token in enumerate(fields):
+                key = state_key(token)
+                if key:
+                    state[owner][key] = token
+            current.append(Line("*", fields, [0, 1]))
+    return score
+
+
+def _records(rng: np.random.Generator, measures: int) -> list[Record]:
+    draws = _Draws(rng)
+    num, den, beat, length = _pick(draws, _METERS)
+    fifths = draws.between(-5, 6)
+    lower = _Staff(draws, "*clefF4", -12, 1) if draws.random() < 0.85 else _Staff(draws, "*clefG2", -3, 9)
+    upper = _Staff(draws, "*clefG2", 0, 13)
     staves = (lower, upper)
     meter = f"*M{num}/{den}"
-    header = ["**kern\t**kern", f"{lower.clef}\t{upper.clef}", f"{key_signature(fifths)}\t{key_signature(fifths)}"]
-    if (num, den) == (4, 4) and rng.random() < 0.4:
-        header.append("*met(c)\t*met(c)")
-    elif (num, den) == (2, 2) and rng.random() < 0.5:
-        header.append("*met(c|)\t*met(c|)")
-    header.append(f"{meter}\t{meter}")
-    lines = list(header)
+    records: list[Record] = [("**", ["**kern", "**kern"]), ("*", [lower.clef, upper.clef]),
+                             ("*", [key_signature(fifths), key_signature(fifths)])]
+    if (num, den) == (4, 4) and draws.random() < 0.4:
+        records.append(("*", ["*met(c)", "*met(c)"]))
+    elif (num, den) == (2, 2) and draws.random() < 0.5:
+        records.append(("*", ["*met(c|)", "*met(c|)"]))
+    records.append(("*", [meter, meter]))
     pending_tie: list[str | None] = [None, None]
-    rest_p = float(rng.uniform(0.03, 0.15))
-    chord_p = (float(rng.uniform(0.1, 0.5)), float(rng.uniform(0.0, 0.3)))
+    rest_p = draws.uniform(0.03, 0.15)
+    chord_p = (draws.uniform(0.1, 0.5), draws.uniform(0.0, 0.3))
     for m in range(measures):
-        if m and rng.random() < 0.04:
-            fifths = _clip(fifths + _pick(rng, (-2, -1, 1, 2)), -6, 6)
-            lines.append(f"{key_signature(fifths)}\t{key_signature(fifths)}")
-        if m and rng.random() < 0.05 and pending_tie[0] is None:
+        if m and draws.random() < 0.04:
+            fifths = _clip(fifths + _pick(draws, (-2, -1, 1, 2)), -6, 6)
+            records.append(("*", [key_signature(fifths), key_signature(fifths)]))
+        if m and draws.random() < 0.05 and pending_tie[0] is None:
             if lower.clef == "*clefF4":
                 lower.clef, lower.low, lower.high = "*clefG2", -3, 9
             else:
                 lower.clef, lower.low, lower.high = "*clefF4", -12, 1
             lower.step = _clip(lower.step, lower.low, lower.high)
-            lines.append(f"{lower.clef}\t*")
+            records.append(("*", [lower.clef, "*"]))
         accidentals = _key_accidentals(fifths)
         columns = []
         for s, staff in enumerate(staves):
-            rhythm = _measure_rhythm(rng, beat, length)
-            columns.append(_staff_measure(rng, staff, rhythm, beat, accidentals, rest_p, chord_p[s], pending_tie, s))
-        lines += _merge_columns(columns)
-        lines.append("==\t==" if m == measures - 1 else "=\t=")
-    lines.append("*-\t*-")
-    return "\n".join(lines) + "\n"
+            rhythm = _measure_rhythm(draws, beat, length)
+            columns.append(_staff_measure(draws, staff, rhythm, beat, accidentals, rest_p, chord_p[s], pending_tie, s))
+        records += [("d", fields) for fields in _merge_columns(columns)]
+        records.append(("=", ["==", "=="] if m == measures - 1 else ["=", "="]))
+    records.append(("*", ["*-", "*-"]))
+    return records
 
 
-def _staff_measure(rng: np.random.Generator, staff: _Staff, rhythm: list[int], beat: int,
+def _staff_measure(draws: _Draws, staff: _Staff, rhythm: list[int], beat: int,
                    accidentals: dict[str, int], rest_p: float, chord_p: float,
                    pending_tie: list[str | None], s: int) -> list[tuple[int, str]]:
     """(onset in 16ths, token) for one staff's measure."""
@@ -140,42 +214,44 @@ def _staff_measure(rng: np.random.Generator, staff: _Staff, rhythm: list[int], b
             tie_end = True
         else:
             tie_end = False
-        if not tie_end and rng.random() < rest_p:
+        if not tie_end and draws.random() < rest_p:
             events.append((onset, f"{recip}r", dur))
             onset += dur
             continue
         if tie_end:
             token = f"{recip}{pitch}]"
         else:
-            staff.step = _clip(staff.step + _pick(rng, _STEPS), staff.low, staff.high)
-            pitch = _spell(rng, staff.step, accidentals)
-            if rng.random() < chord_p:
-                extra = sorted({staff.step + int(k) for k in rng.choice((2, 4, 5, 7), size=int(rng.integers(1, 3)))})
-                members = [pitch] + [_spell(rng, st, accidentals, chromatic=0.0) for st in extra if st <= staff.high + 4]
+            staff.step = _clip(staff.step + _pick(draws, _STEPS), staff.low, staff.high)
+            pitch = _spell(draws, staff.step, accidentals)
+            if draws.random() < chord_p:
+                # 1 or 2 added intervals, drawn with replacement (a repeat adds one note)
+                added = [_pick(draws, (2, 4, 5, 7)) for _ in range(draws.between(1, 3))]
+                extra = sorted({staff.step + k for k in added})
+                members = [pitch] + [_spell(draws, st, accidentals, chromatic=0.0) for st in extra if st <= staff.high + 4]
                 token = " ".join(f"{recip}{p}" for p in members)
             else:
                 token = f"{recip}{pitch}"
-                if rng.random() < 0.06 and i + 1 <= len(rhythm):
+                if draws.random() < 0.06 and i + 1 <= len(rhythm):
                     token = "[" + token
                     pending_tie[s] = pitch
-            if rng.random() < 0.08:
-                token = _articulate(rng, token)
+            if draws.random() < 0.08:
+                token = _articulate(draws, token)
         events.append((onset, token, dur))
         onset += dur
     _beam(events, beat)
     return [(o, t) for o, t, _ in events]
 
 
-def _spell(rng: np.random.Generator, step: int, accidentals: dict[str, int], chromatic: float = 0.06) -> str:
+def _spell(draws: _Draws, step: int, accidentals: dict[str, int], chromatic: float = 0.06) -> str:
     name = _pitch_name(step)
     alter = accidentals.get(name[0].lower(), 0)
-    if chromatic and rng.random() < chromatic:
-        alter = _clip(alter + _pick(rng, (-1, 1)), -1, 1)
+    if chromatic and draws.random() < chromatic:
+        alter = _clip(alter + _pick(draws, (-1, 1)), -1, 1)
     return name + {-1: "-", 0: "", 1: "#"}[alter] + ("n" if alter == 0 and name[0].lower() in accidentals else "")
 
 
-def _articulate(rng: np.random.Generator, token: str) -> str:
-    mark = _pick(rng, ("'", "^", ";", "~", "`"))
+def _articulate(draws: _Draws, token: str) -> str:
+    mark = _pick(draws, ("'", "^", ";", "~", "`"))
     first, _, rest = token.partition(" ")
     return first + mark + (" " + rest if rest else "")
 
@@ -207,8 +283,8 @@ def _is_rest(token: str) -> bool:
     return head.rstrip("LJ]'^;~`").endswith("r")
 
 
-def _merge_columns(columns: list[list[tuple[int, str]]]) -> list[str]:
+def _merge_columns(columns: list[list[tuple[int, str]]]) -> list[list[str]]:
     """Align two staves' events on a common time grid, with '.' where a staff holds."""
     onsets = sorted({o for col in columns for o, _ in col})
     by_onset = [dict(col) for col in columns]
-    return ["\t".join(col.get(o, ".") for col in by_onset) for o in onsets]
+    return [[col.get(o, ".") for col in by_onset] for o in onsets]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from renderers.kern import KernError, decode_bytes, excerpt, from_form, parse_kern, split_subtoken, to_form
-from renderers.kern_gen import generate_kern
+from renderers.kern_gen import generate_kern, generate_score
 
 PIECE = """!!!OTL: test
 **kern\t**kern\t**dynam
@@ -108,6 +108,8 @@ def test_generator_is_valid_and_varied() -> None:
         text = generate_kern(np.random.default_rng(seed), 10)
         assert text == generate_kern(np.random.default_rng(seed), 10)
         score = parse_kern(text)
+        # The engine takes the piece as a score built directly: it must be what parsing the text gives.
+        assert generate_score(np.random.default_rng(seed), 10) == score
         assert len(score.measures) == 10
         assert len(score.cut_points()) == 10
         lines = text.splitlines()
