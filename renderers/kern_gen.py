@@ -204,8 +204,9 @@ def _staff_measure(draws: _Draws, staff: _Staff, rhythm: list[int], beat: int,
                    accidentals: dict[str, int], rest_p: float, chord_p: float,
                    pending_tie: list[str | None], s: int) -> list[tuple[int, str]]:
     """(onset in 16ths, token) for one staff's measure."""
-    events: list[tuple[int, str, int]] = []  # onset, token, duration
+    events: list[tuple[int, str, int, bool]] = []  # onset, token, duration, is a rest
     onset = 0
+    rand = draws.random
     for i, dur in enumerate(rhythm):
         recip = _KERN_DURATION[dur]
         if pending_tie[s] is not None:
@@ -214,16 +215,16 @@ def _staff_measure(draws: _Draws, staff: _Staff, rhythm: list[int], beat: int,
             tie_end = True
         else:
             tie_end = False
-        if not tie_end and draws.random() < rest_p:
-            events.append((onset, f"{recip}r", dur))
+        if not tie_end and rand() < rest_p:
+            events.append((onset, f"{recip}r", dur, True))
             onset += dur
             continue
         if tie_end:
             token = f"{recip}{pitch}]"
         else:
-            staff.step = _clip(staff.step + _pick(draws, _STEPS), staff.low, staff.high)
+            staff.step = max(staff.low, min(staff.high, staff.step + _STEPS[int(rand() * len(_STEPS))]))
             pitch = _spell(draws, staff.step, accidentals)
-            if draws.random() < chord_p:
+            if rand() < chord_p:
                 # 1 or 2 added intervals, drawn with replacement (a repeat adds one note)
                 added = [_pick(draws, (2, 4, 5, 7)) for _ in range(draws.between(1, 3))]
                 extra = sorted({staff.step + k for k in added})
@@ -231,23 +232,27 @@ def _staff_measure(draws: _Draws, staff: _Staff, rhythm: list[int], beat: int,
                 token = " ".join(f"{recip}{p}" for p in members)
             else:
                 token = f"{recip}{pitch}"
-                if draws.random() < 0.06 and i + 1 <= len(rhythm):
+                if rand() < 0.06 and i + 1 <= len(rhythm):
                     token = "[" + token
                     pending_tie[s] = pitch
-            if draws.random() < 0.08:
+            if rand() < 0.08:
                 token = _articulate(draws, token)
-        events.append((onset, token, dur))
+        events.append((onset, token, dur, False))
         onset += dur
     _beam(events, beat)
-    return [(o, t) for o, t, _ in events]
+    return [(o, t) for o, t, _, _ in events]
+
+
+_NAMES = {step: (_pitch_name(step), _LETTERS[step % 7]) for step in range(-35, 35)}  # name, lower-case letter
+_ALTER = ("-", "", "#")  # by alteration + 1
 
 
 def _spell(draws: _Draws, step: int, accidentals: dict[str, int], chromatic: float = 0.06) -> str:
-    name = _pitch_name(step)
-    alter = accidentals.get(name[0].lower(), 0)
+    name, letter = _NAMES[step] if step in _NAMES else (_pitch_name(step), _LETTERS[step % 7])
+    alter = accidentals.get(letter, 0)
     if chromatic and draws.random() < chromatic:
         alter = _clip(alter + _pick(draws, (-1, 1)), -1, 1)
-    return name + {-1: "-", 0: "", 1: "#"}[alter] + ("n" if alter == 0 and name[0].lower() in accidentals else "")
+    return name + _ALTER[alter + 1] + ("n" if alter == 0 and letter in accidentals else "")
 
 
 def _articulate(draws: _Draws, token: str) -> str:
@@ -256,31 +261,26 @@ def _articulate(draws: _Draws, token: str) -> str:
     return first + mark + (" " + rest if rest else "")
 
 
-def _beam(events: list[tuple[int, str, int]], beat: int) -> None:
+def _beam(events: list[tuple[int, str, int, bool]], beat: int) -> None:
     """Beam runs of notes shorter than a quarter inside one beat: L on the first, J on the last."""
     group: list[int] = []
 
     def flush() -> None:
         if len(group) >= 2:
             for k, mark in ((group[0], "L"), (group[-1], "J")):
-                onset, token, dur = events[k]
+                onset, token, dur, is_rest = events[k]
                 first, _, rest = token.partition(" ")
-                events[k] = (onset, first + mark + (" " + rest if rest else ""), dur)
+                events[k] = (onset, first + mark + (" " + rest if rest else ""), dur, is_rest)
         group.clear()
 
-    for k, (onset, token, dur) in enumerate(events):
-        if dur >= 4 or _is_rest(token):
+    for k, (onset, _, dur, is_rest) in enumerate(events):
+        if dur >= 4 or is_rest:
             flush()
             continue
         if group and onset // beat != events[group[0]][0] // beat:
             flush()
         group.append(k)
     flush()
-
-
-def _is_rest(token: str) -> bool:
-    head = token.split(" ")[0].lstrip("[(")
-    return head.rstrip("LJ]'^;~`").endswith("r")
 
 
 def _merge_columns(columns: list[list[tuple[int, str]]]) -> list[list[str]]:
