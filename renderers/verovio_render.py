@@ -17,7 +17,7 @@ import select
 import subprocess
 import sys
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +119,13 @@ def _token_duration(token: str) -> float | None:
     return (1 / n if n else 2.0) * (2 - 0.5 ** len(m.group(2)))
 
 
+@lru_cache(maxsize=1 << 14)
+def _field_features(field: str) -> tuple[float | None, int]:
+    """Duration of a data field (its first timed member) and accidentals written in it; fields repeat a lot."""
+    durations = [d for d in map(_token_duration, field.split(" ")) if d is not None]
+    return (durations[0] if durations else None), len(_ACCIDENTAL.findall(field))
+
+
 def _measure_features(lines: list[str]) -> tuple[list[float], int]:
     """Durations (whole notes) from each data record to the next onset, and accidentals written."""
     t, ends, steps, accidentals = 0.0, [], [], 0
@@ -129,10 +136,10 @@ def _measure_features(lines: list[str]) -> tuple[list[float], int]:
         for i, field in enumerate(fields):
             if field == ".":
                 continue
-            durations = [d for d in map(_token_duration, field.split(" ")) if d is not None]
-            if durations:
-                ends[i] = t + durations[0]
-            accidentals += len(_ACCIDENTAL.findall(field))
+            duration, written = _field_features(field)
+            if duration is not None:
+                ends[i] = t + duration
+            accidentals += written
         later = [e for e in ends if e > t + 1e-9]
         step = min(later) - t if later else 0.0
         steps.append(step)
