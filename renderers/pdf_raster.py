@@ -282,10 +282,15 @@ def _serve(mem_mb: int) -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints (MuPDF warnings) must not corrupt the protocol
     inp = os.fdopen(0, "rb")
+    import gc
+
     import pymupdf
 
     pymupdf.TOOLS.mupdf_display_errors(False)
     pymupdf.TOOLS.mupdf_display_warnings(False)
+    # The ~65K objects the imports made live as long as the child: out of the collector's sight, a full
+    # collection (~30 ms, one every ~100 pages: the text dicts allocate many containers) skips them.
+    gc.freeze()
     while True:
         head = inp.read(_FRAME.size)
         if len(head) < _FRAME.size:
