@@ -74,6 +74,7 @@ class Finegrained(PdfBase):
         if isinstance(render, Rejection):
             return render
         rng, unit, task, color = job.rng, job.unit, job.task, job.color
+        assert rng is not None
         where = f"{unit[0]}#page={unit[1] + 1}"
         picked = pick_region(render, rng, REGION_KINDS)
         if picked is None:
