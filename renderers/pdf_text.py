@@ -63,7 +63,7 @@ class PageText:
         return list(groups.values())
 
     def text(self) -> str:
-        return "\n".join(line.text for line in self.lines)
+        return "\n".join([line.text for line in self.lines])  # a list joins faster than a generator
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Crosses the renderer pipe once per page: columns of str / float tuples / int pickle in C,
