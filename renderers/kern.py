@@ -279,6 +279,7 @@ _BAR_NUMBER = re.compile(r"^(=+)\d*[a-z]?")
 _HEADER_KEYS = ("clef", "key", "meter", "met")
 
 
+@lru_cache(maxsize=1024)
 def _bar_token(token: str) -> str:
     # Measure numbers are dropped: Verovio would print them, and they say nothing the image shows.
     return _BAR_NUMBER.sub(r"\1", token)
@@ -317,14 +318,15 @@ def excerpt(score: KernScore, start: int, count: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def _voices(line: Line) -> list[tuple[int, int]]:
+@lru_cache(maxsize=256)
+def _voices(owners: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
     """(spine, sub-spine index) of each field of a line: a key that follows a voice through a split."""
     seen: dict[int, int] = {}
     keys = []
-    for owner in line.owners:
+    for owner in owners:
         keys.append((owner, seen.get(owner, 0)))
         seen[owner] = seen.get(owner, 0) + 1
-    return keys
+    return tuple(keys)
 
 
 _SPAN_MARKS = frozenset("()LJ[]_")
@@ -335,12 +337,24 @@ def _split_cached(sub: str) -> tuple[tuple[str, str], ...]:
     return tuple((p.kind, p.text) for p in split_subtoken(sub))
 
 
+@lru_cache(maxsize=1 << 16)
+def _span_marks(sub: str) -> tuple[str, tuple[tuple[int, str], ...]]:
+    """A token's tie key (pitch with accidental, lower case) and its span marks as (part index, mark)."""
+    parts = _split_cached(sub)
+    pitch = "".join(text for kind, text in parts if kind in ("pitch", "accidental")).lower()
+    return pitch, tuple((i, text) for i, (kind, text) in enumerate(parts) if kind == "decoration" and text in _SPAN_MARKS)
+
+
 def _close_spans(body: list[Line]) -> None:
-    """Drop slur/beam/tie marks whose partner lies outside the excerpt, so it stands alone."""
+    """Drop slur/beam/tie marks whose partner lies outside the excerpt, so it stands alone.
+
+    Marks are followed from a per-token cache; a token is split into editable parts only when
+    one of its marks changes (few do: most spans close inside the excerpt).
+    """
     slurs: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
     beams: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
     ties: dict[tuple[int, int, str], tuple[int, int, int]] = {}
-    parts: dict[tuple[int, int, int], list[Part]] = {}
+    parts: dict[tuple[int, int, int], list[Part]] = {}  # only the tokens that change
 
     def get(li: int, fi: int, si: int) -> list[Part]:
         key = (li, fi, si)
@@ -348,44 +362,49 @@ def _close_spans(body: list[Line]) -> None:
             parts[key] = [Part(kind, text) for kind, text in _split_cached(body[li].fields[fi].split(" ")[si])]
         return parts[key]
 
+    def set_mark(where: tuple[int, int, int], index: int, text: str) -> None:
+        get(*where)[index].text = text
+
     for li, line in enumerate(body):
         if line.kind != "d":
             continue
-        for fi, voice in enumerate(_voices(line)):
-            subs = line.fields[fi].split(" ")
-            for si, sub in enumerate(subs):
+        for fi, voice in enumerate(_voices(tuple(line.owners))):
+            field = line.fields[fi]
+            if field == "." or not _SPAN_MARKS.intersection(field):
+                continue  # nothing that opens or closes a span: the field stays as written
+            for si, sub in enumerate(field.split(" ")):
                 if sub == "." or not _SPAN_MARKS.intersection(sub):
-                    continue  # nothing that opens or closes a span: the token stays as written
-                ps = get(li, fi, si)
-                pitch = "".join(p.text for p in ps if p.kind in ("pitch", "accidental")).lower()
-                for p in ps:
-                    if p.kind != "decoration":
-                        continue
-                    for marks, opener, closer in ((slurs, "(", ")"), (beams, "L", "J")):
-                        if p.text == opener:
-                            marks.setdefault(voice, []).append((li, fi, si))
-                        elif p.text == closer:
-                            if marks.get(voice):
-                                marks[voice].pop()
+                    continue
+                pitch, marks = _span_marks(sub)
+                where = (li, fi, si)
+                tie_key = (*voice, pitch)
+                for index, mark in marks:
+                    for stacks, opener, closer in ((slurs, "(", ")"), (beams, "L", "J")):
+                        if mark == opener:
+                            stacks.setdefault(voice, []).append(where)
+                        elif mark == closer:
+                            if stacks.get(voice):
+                                stacks[voice].pop()
                             else:
-                                p.text = ""
-                    tie_key = (*voice, pitch)
-                    if p.text == "[":
-                        ties[tie_key] = (li, fi, si)
-                    elif p.text in ("_", "]"):
+                                set_mark(where, index, "")
+                    if mark == "[":
+                        ties[tie_key] = where
+                    elif mark in ("_", "]"):
                         if tie_key not in ties:
-                            p.text = "[" if p.text == "_" else ""
-                            if p.text:
-                                ties[tie_key] = (li, fi, si)
-                        elif p.text == "]":
+                            if mark == "_":
+                                set_mark(where, index, "[")
+                                ties[tie_key] = where
+                            else:
+                                set_mark(where, index, "")
+                        elif mark == "]":
                             del ties[tie_key]
                         else:
-                            ties[tie_key] = (li, fi, si)
-    for marks, opener in ((slurs, "("), (beams, "L")):
-        for stack in marks.values():
+                            ties[tie_key] = where
+    for stacks, opener in ((slurs, "("), (beams, "L")):
+        for stack in stacks.values():
             for where in stack:
                 _drop_one(get(*where), opener)
-    for (_, _, _), where in ties.items():
+    for where in ties.values():
         for p in get(*where):
             if p.text == "[":
                 p.text = ""
