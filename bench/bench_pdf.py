@@ -1,6 +1,6 @@
 """Benchmark of the pdf engine (run by hand, ~2-3 minutes): pages/s per core, side by side in one run.
 
-    .venv/bin/python bench/bench_pdf.py [--passes 2] [--reps 3] [--no-ray]
+    .venv/bin/python bench/bench_pdf.py [--passes 2] [--reps 5] [--no-ray]
 
 The pages are the first 6 of every PDF in shared/data/pdfs (~110, incl. a few the engine rejects),
 visited ``--passes`` times. Rows:
@@ -170,7 +170,8 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--passes", type=int, default=1, help="visits of the ~110 pages per timed run")
-    ap.add_argument("--reps", type=int, default=3, help="alternating bare / pipeline runs (medians)")
+    ap.add_argument("--reps", type=int, default=5, help="alternating bare / pipeline runs (medians; 5: the "
+                    "shared machine moves single pairs by +-10%%)")
     ap.add_argument("--no-ray", action="store_true")
     args = ap.parse_args()
     FLAGS = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
@@ -188,7 +189,8 @@ def main() -> None:
         for rep in range(args.reps):
             b_runs.append(timed(lambda: bare(work)))
             p_runs.append(timed(lambda r=rep: pipeline(n, 0, tmp, f"w0-{r}"), child))
-            print(f"  rep {rep}: bare {b_runs[-1][0]:.1f}/s, pipeline {p_runs[-1][0]:.1f}/s (wall)", flush=True)
+            print(f"  rep {rep}: bare {b_runs[-1][0]:.1f}/s, pipeline {p_runs[-1][0]:.1f}/s (wall); per CPU-s "
+                  f"{b_runs[-1][1]:.1f} / {p_runs[-1][1]:.1f} = {p_runs[-1][1] / b_runs[-1][1]:.2f}", flush=True)
         med = lambda runs, i: statistics.median(r[i] for r in runs)  # noqa: E731
         rows["bare PyMuPDF loop (render+dict+PNG)"] = (med(b_runs, 0), med(b_runs, 1))
         rows["pipeline workers=0 (sandbox, tar)"] = (med(p_runs, 0), med(p_runs, 1))
