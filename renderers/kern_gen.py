@@ -132,20 +132,22 @@ Record = tuple[str, list[str]]  # kind ('**' header, '*' interpretation, '=' bar
 
 def generate_kern(rng: np.random.Generator, measures: int = 16) -> str:
     """A two-staff piano piece of ``measures`` measures: lower staff first, as in GrandStaff."""
-    return "\n".join("\t".join(fields) for _, fields in _records(rng, measures)) + "\n"
+    return "\n".join("\t".join(fields) for _, fields in _records(rng, measures, measures)) + "\n"
 
 
-def generate_score(rng: np.random.Generator, measures: int = 16) -> KernScore:
+def generate_score(rng: np.random.Generator, measures: int = 16, stop: int | None = None) -> KernScore:
     """``parse_kern(generate_kern(rng, measures))``, built without writing and re-reading text.
 
     The records are valid by construction (tested by parsing the text), so only what
     ``parse_kern`` records is rebuilt: lines per measure and the clef/key/meter at each barline.
+    With ``stop``, only the first ``stop`` measures of that same piece are made (draws are
+    sequential, so they are the same measures).
     """
     state: dict[int, dict[str, str]] = {0: {}, 1: {}}
     score = KernScore()
     current: list[Line] = []
     start_state: dict[int, dict[str, str]] = {0: {}, 1: {}}
-    for kind, fields in _records(rng, measures):
+    for kind, fields in _records(rng, measures, measures if stop is None else min(stop, measures)):
         if kind == "d":
             current.append(Line("d", fields, [0, 1]))
         elif kind == "=":
@@ -160,7 +162,8 @@ def generate_score(rng: np.random.Generator, measures: int = 16) -> KernScore:
     return score
 
 
-def _records(rng: np.random.Generator, measures: int) -> list[Record]:
+def _records(rng: np.random.Generator, measures: int, stop: int) -> list[Record]:
+    """The piece's records up to the end of measure ``stop`` (the terminator only if that is the end)."""
     draws = _Draws(rng)
     num, den, beat, length = _pick(draws, _METERS)
     fifths = draws.between(-5, 6)
@@ -178,7 +181,7 @@ def _records(rng: np.random.Generator, measures: int) -> list[Record]:
     pending_tie: list[str | None] = [None, None]
     rest_p = draws.uniform(0.03, 0.15)
     chord_p = (draws.uniform(0.1, 0.5), draws.uniform(0.0, 0.3))
-    for m in range(measures):
+    for m in range(stop):
         if m and draws.random() < 0.04:
             fifths = _clip(fifths + _pick(draws, (-2, -1, 1, 2)), -6, 6)
             records.append(("*", [key_signature(fifths), key_signature(fifths)]))
@@ -196,7 +199,8 @@ def _records(rng: np.random.Generator, measures: int) -> list[Record]:
             columns.append(_staff_measure(draws, staff, rhythm, beat, accidentals, rest_p, chord_p[s], pending_tie, s))
         records += [("d", fields) for fields in _merge_columns(columns)]
         records.append(("=", ["==", "=="] if m == measures - 1 else ["=", "="]))
-    records.append(("*", ["*-", "*-"]))
+    if stop == measures:
+        records.append(("*", ["*-", "*-"]))
     return records
 
 

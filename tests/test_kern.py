@@ -110,6 +110,9 @@ def test_generator_is_valid_and_varied() -> None:
         score = parse_kern(text)
         # The engine takes the piece as a score built directly: it must be what parsing the text gives.
         assert generate_score(np.random.default_rng(seed), 10) == score
+        # A piece cut short (what the engine generates up to the end of its excerpt) is its prefix.
+        stop = 1 + seed % 10
+        assert generate_score(np.random.default_rng(seed), 10, stop=stop).measures == score.measures[:stop]
         assert len(score.measures) == 10
         assert len(score.cut_points()) == 10
         lines = text.splitlines()
