@@ -288,7 +288,11 @@ def pdfminer_lines(path_or_stream: Any, page_index: int, page: Any) -> list[RawL
     if page.rotation:
         raise ValueError("rotated_page: pdfminer boxes are mapped for unrotated pages only")
     out: list[RawLine] = []
-    for b, box in enumerate(o for o in layout if isinstance(o, LTTextBox)):
+    # pdfminer orders text boxes by a merge heap that breaks distance ties by id() (memory
+    # addresses): number them by geometry instead, so block ids are the same in every process.
+    boxes = sorted((o for o in layout if isinstance(o, LTTextBox)),
+                   key=lambda o: (-o.y1, o.x0, -o.y0, o.x1, o.get_text()))
+    for b, box in enumerate(boxes):
         for line in box:
             horizontal = isinstance(line, LTTextLineHorizontal)
             chars = [c for c in line if isinstance(c, LTChar)]
