@@ -10,8 +10,10 @@ escaped into JSON nor decoded from it (it stays bytes up to librsvg).
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
+import os
 import re
 import select
 import subprocess
@@ -226,6 +228,7 @@ class Engraver:
         self.timeout = timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        self._cpu: int | None = None  # the CPU the child is kept on
 
     def _start(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -236,8 +239,9 @@ class Engraver:
     def engrave(self, kern: str, options: dict[str, Any]) -> Engraving:
         """Load ``kern`` with ``options`` and return page 1; EngraveError if Verovio fails or dies."""
         if self._proc is None or self._proc.poll() is not None:
-            self._proc = self._start()
+            self._proc, self._cpu = self._start(), None
         proc = self._proc
+        self._follow(proc.pid)
         svg = b""
         try:
             request = {"kern": kern, "options": {**BASE_OPTIONS, **options}}
@@ -273,6 +277,23 @@ class Engraver:
             raise EngraveError("verovio_error", log or "Verovio produced no page")
         return Engraving(svg, reply["pages"], *system_layout(svg), log)
 
+    def _follow(self, pid: int) -> None:
+        """Keep the child on the CPU this process runs on.
+
+        Parent and child take turns (the parent waits while the child engraves), so sharing one
+        CPU costs no parallelism; left free, the scheduler wakes the child on the other core, whose
+        caches other work has taken meanwhile: measured ~1 ms more CPU per engraving (12.6 vs 11.5
+        ms with the parent rasterising between requests). Re-set only when this process moved.
+        """
+        cpu = _current_cpu()
+        if cpu is None or cpu == self._cpu:
+            return
+        try:
+            os.sched_setaffinity(pid, {cpu})
+            self._cpu = cpu
+        except (OSError, AttributeError):  # not Linux, or not allowed: leave the scheduler to it
+            self._cpu = None
+
     def _kill(self) -> None:
         if self._proc is not None:
             if self._proc.poll() is None:
@@ -287,6 +308,23 @@ class Engraver:
 
     def close(self) -> None:
         self._kill()
+
+
+@cache
+def _sched_getcpu() -> Any:
+    try:
+        getcpu = ctypes.CDLL(None, use_errno=True).sched_getcpu
+    except (OSError, AttributeError):
+        return None
+    getcpu.restype, getcpu.argtypes = ctypes.c_int, []
+    return getcpu
+
+
+def _current_cpu() -> int | None:
+    """The CPU this thread runs on now (glibc sched_getcpu), or None where unknown."""
+    getcpu = _sched_getcpu()
+    cpu = getcpu() if getcpu is not None else -1
+    return cpu if cpu >= 0 else None
 
 
 @cache
