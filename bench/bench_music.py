@@ -1,10 +1,16 @@
 """Benchmark of the music engine, side by side in one run (run by hand, ~2-3 minutes).
 
-    .venv/bin/python bench/bench_music.py [--n 60] [--input ../shared/data/kern]
+    .venv/bin/python bench/bench_music.py [--n 60] [--reps 7] [--input ../shared/data/kern]
+
+Pipeline and bare loop run interleaved, --reps times each (fresh seed and engine per rep), and
+the medians are reported: samples per CPU second of the process plus its Verovio child is
+the figure that does not depend on how busy the shared machine is.
 
 Rows:
 - pipeline, 1 core: got-data build in-process (workers=0): parse, cut, engrave in the
-  Verovio child, check one system (re-engrave when it overflows), rasterise, PNG, tar.
+  Verovio child, check one system (re-engrave when it overflows), rasterise, PNG, tar; on a
+  started worker (engine and Verovio child up, as after a worker's first shard), files parsed
+  afresh. The worker start is measured on its own and shown amortised over --n samples.
 - bare loop: the same final excerpts and options, in-process Verovio load+render, rasterise, PNG
   encode (what any renderer loop must do per image), nothing else: no cutting, no overflow retries,
   no child process, no tar.
@@ -26,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 import psutil
 
@@ -37,6 +44,7 @@ import verovio  # noqa: E402
 from helpers import SHARED_DATA, build_dataset, samples  # noqa: E402
 
 from engines.music import BUILTIN, Music  # noqa: E402
+from got_data import worker  # noqa: E402
 from renderers.image import encode_png  # noqa: E402
 from renderers.kern import decode_bytes, from_form  # noqa: E402
 from renderers.kern_gen import generate_score  # noqa: E402
@@ -47,7 +55,9 @@ def _maxrss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
-SMALL = 6  # samples in the build that measures the per-build cost
+SMALL = 6  # samples of the builds that measure the worker start
+SHARD = 15  # samples per shard in every build (shard size is part of the config a worker caches engines by)
+NAIVE = 20  # samples of the naive row (~1 per CPU second)
 
 
 def _cpu() -> float:
@@ -80,8 +90,18 @@ class Timing:
 
 def _pipeline(out: Path, n: int, inputs: list[str], workers: int | None, seed: int = 0) -> tuple[Timing, int]:
     with Timing() as t:
-        summary = build_dataset("music", out, n=n, inputs=inputs, workers=workers, shard_size=max(1, n // 4), seed=seed)
+        summary = build_dataset("music", out, n=n, inputs=inputs, workers=workers, shard_size=SHARD, seed=seed)
     return t, summary.samples
+
+
+def _warm_worker(out: Path, inputs: list[str], seed: int) -> None:
+    """Bring this process's worker to where a long build's worker is after its first shard: the
+    engine and its Verovio child started (the worker keeps them across shards of one config). Its
+    parsed files are forgotten, so the timed build still parses every file it cuts."""
+    _pipeline(out, 1, inputs, workers=0, seed=seed)
+    for engine in worker._ENGINES.values():
+        if isinstance(engine, Music):
+            engine._scores.clear()
 
 
 def _bare(records: list[dict]) -> Timing:
@@ -97,11 +117,14 @@ def _bare(records: list[dict]) -> Timing:
 
 
 def _making_music(n: int) -> Timing:
-    """The built-in engine's own work before any engraving: generating each piece (as parsed score)."""
+    """The built-in engine's own work before any engraving: drawing the cut and generating the piece
+    up to its end (as a parsed score), as ``Music.sample`` does."""
     engine = Music(Music.resolve_params({}), 0, [BUILTIN])
+    measures = engine.p["gen_measures"]
     with Timing() as t:
         for position in range(n):
-            generate_score(engine.rng(position, 1), engine.p["gen_measures"])
+            _, start, count = engine._draw_cut(engine.rng(position), range(measures))
+            generate_score(engine.rng(position, 1), measures, stop=start + count)
     return t
 
 
@@ -122,6 +145,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=60)
     parser.add_argument("--input", default=str(SHARED_DATA / "kern" / "joplin"))
     parser.add_argument("--files", type=int, default=8, help="real files used: each is parsed once, cut many times")
+    parser.add_argument("--reps", type=int, default=7, help="interleaved pipeline/bare repetitions (medians)")
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_music_"))
@@ -131,28 +155,46 @@ def main() -> None:
         _pipeline(tmp / "warm", 2, [], workers=0)
         real = sorted(str(p) for p in Path(args.input).rglob("*.krn"))[: args.files]
         for label, inputs in (("built-in generator", []), (f"real **kern ({len(real)} files)", real)):
-            out = tmp / f"p{len(rows)}"
-            pipe, made = _pipeline(out, args.n, inputs, workers=0)
-            records = samples(out)
-            bare = _bare(records)
-            p_wall, p_cpu, b_wall, b_cpu = made / pipe.wall, made / pipe.cpu, len(records) / bare.wall, len(records) / bare.cpu
-            rows.append((f"pipeline 1 core, {label}", p_wall, p_cpu, f"{made}/{args.n} samples"))
+            # Interleaved reps (pipeline, bare, pipeline, bare, ...), medians: the machine is shared, so
+            # CPU seconds per unit of work drift by +-20 % between minutes. Each rep has its own seed
+            # (other samples) and a started worker (see _warm_worker); the worker start is measured below.
+            reps = []
+            for r in range(args.reps):
+                out = tmp / f"p{len(rows)}_{r}"
+                _warm_worker(tmp / f"w{len(rows)}_{r}", inputs, seed=100 + r)
+                pipe, made = _pipeline(out, args.n, inputs, workers=0, seed=100 + r)
+                records = samples(out)
+                reps.append((pipe, made, _bare(records), len(records), records))
+            p_wall = median(made / pipe.wall for pipe, made, *_ in reps)
+            p_cpu = median(made / pipe.cpu for pipe, made, *_ in reps)
+            b_wall = median(k / bare.wall for _, _, bare, k, _ in reps)
+            b_cpu = median(k / bare.cpu for _, _, bare, k, _ in reps)
+            r_wall = median((made / pipe.wall) / (k / bare.wall) for pipe, made, bare, k, _ in reps)
+            r_cpu = median((made / pipe.cpu) / (k / bare.cpu) for pipe, made, bare, k, _ in reps)
+            made = reps[0][1]
+            rows.append((f"pipeline 1 core, {label}", p_wall, p_cpu, f"{made}/{args.n} samples, median of {args.reps}"))
             rows.append((f"bare engrave+raster+PNG, {label}", b_wall, b_cpu,
-                         f"pipeline/bare = {p_wall / b_wall:.2f} wall, {p_cpu / b_cpu:.2f} CPU"))
-            # A build of a few samples separates the per-build cost (Verovio child start, shard and
-            # index files) from the per-sample cost that a long production build pays.
-            small, few = _pipeline(tmp / f"s{len(rows)}", SMALL, inputs, workers=0)
-            per_sample = (pipe.cpu - small.cpu) / (made - few)
-            rows.append((f"pipeline per-sample CPU only, {label}", float("nan"), 1 / per_sample,
-                         f"pipeline/bare = {1 / per_sample / b_cpu:.2f} CPU; "
-                         f"per-build CPU {small.cpu - few * per_sample:.2f} s"))
+                         f"pipeline/bare = {r_wall:.2f} wall, {r_cpu:.2f} CPU "
+                         f"(reps {' '.join(f'{(m / p.cpu) / (k / b.cpu):.2f}' for p, m, b, k, _ in reps)})"))
+            # The worker start (Verovio child start and first engravings), paid once per worker: the same
+            # few samples built by a new worker and again by the started one (parsed files forgotten).
+            cold, few = _pipeline(tmp / f"c{len(rows)}", SMALL, inputs, workers=0, seed=200)
+            _warm_worker(tmp / f"cw{len(rows)}", inputs, seed=200)
+            warm, _ = _pipeline(tmp / f"cs{len(rows)}", SMALL, inputs, workers=0, seed=200)
+            start = cold.cpu - warm.cpu
+            per_sample = median(pipe.cpu for pipe, *_ in reps) / made
+            rows.append((f"pipeline incl. a worker start per {args.n}, {label}", float("nan"),
+                         made / (made * per_sample + start),
+                         f"pipeline/bare = {made / (made * per_sample + start) / b_cpu:.2f} CPU; "
+                         f"worker start {start:.3f} s CPU"))
             if not inputs:
                 making = _making_music(args.n)
                 rows.append(("making the music alone (generate)", float("nan"), args.n / making.cpu,
                              f"{making.cpu / args.n * 1000:.1f} ms CPU per sample, not part of the bare loop"))
             if inputs:
-                naive = _naive(records)
-                n_wall, n_cpu = len(records) / naive.wall, len(records) / naive.cpu
+                few_records = reps[0][4][:NAIVE]
+                naive = _naive(few_records)
+                n_wall, n_cpu = len(few_records) / naive.wall, len(few_records) / naive.cpu
                 rows.append((f"naive whole-movement load, {label}", n_wall, n_cpu,
                              f"pipeline/naive = {p_wall / n_wall:.1f} wall, {p_cpu / n_cpu:.1f} CPU"))
         if not args.no_ray:
