@@ -180,12 +180,12 @@ def parse_kern(text: str) -> KernScore:
             if len(kern) != 2:
                 raise KernError("not_two_staff", f"{len(kern)} **kern spines ({' '.join(fields)})")
             owners = [kern.index(i) if i in kern else -1 for i in range(len(fields))]
+            kern_idx, kern_owners = _kern_columns(owners)
             continue
         if len(fields) != len(owners):
             raise KernError("malformed_spines", f"line {number}: {len(fields)} fields where {len(owners)} spines are open")
         if fields[0].startswith("!"):
             continue  # local comments and layout records: not part of the target
-        kern_idx = [i for i, o in enumerate(owners) if o >= 0]
         if fields[0].startswith("*"):
             if not all(f.startswith("*") for f in fields):
                 raise KernError("malformed_spines", f"line {number}: interpretation record mixed with data")
@@ -208,22 +208,22 @@ def parse_kern(text: str) -> KernScore:
                 current.append(Line("*", keep, keep_owners))
             if not any(o >= 0 for o in owners):
                 break  # all kern spines terminated
+            kern_idx, kern_owners = _kern_columns(owners)
             continue
         if fields[0].startswith("="):
             if not all(f.startswith("=") for f in fields):
                 raise KernError("malformed_spines", f"line {number}: barline in some spines only")
-            bar = Line("=", [fields[i] for i in kern_idx], [owners[i] for i in kern_idx])
+            bar = Line("=", [fields[i] for i in kern_idx], list(kern_owners))
             score.measures.append(Measure(current, bar, start_state, start_simple, len(kern_idx) == 2))
             current, start_state, start_simple = [], _copy(state), len(kern_idx) == 2
             continue
-        tokens = [fields[i] for i in kern_idx]
+        tokens = fields if len(kern_idx) == len(fields) else [fields[i] for i in kern_idx]
         for tok in tokens:
-            try:
-                check_data_field(tok)
-            except KernError as exc:
-                raise KernError(exc.reason, f"line {number}: {exc.detail}") from None
+            error = _field_error(tok)
+            if error is not None:
+                raise KernError(error.reason, f"line {number}: {error.detail}")
         if any(t != "." for t in tokens):
-            current.append(Line("d", tokens, [owners[i] for i in kern_idx]))
+            current.append(Line("d", tokens, list(kern_owners)))
     if owners is None:
         raise KernError("malformed_spines", "no ** spine headers")
     if any(ln.kind == "d" for ln in current):
@@ -231,6 +231,22 @@ def parse_kern(text: str) -> KernScore:
     if not score.measures:
         raise KernError("no_music", "no measures with notes")
     return score
+
+
+def _kern_columns(owners: list[int]) -> tuple[list[int], list[int]]:
+    """Columns of the **kern spines and their owners, recomputed only when spines change."""
+    idx = [i for i, o in enumerate(owners) if o >= 0]
+    return idx, [owners[i] for i in idx]
+
+
+@lru_cache(maxsize=1 << 16)
+def _field_error(token: str) -> KernError | None:
+    # Whole fields repeat too (a chord, a held '.'): one lookup per field instead of per member.
+    try:
+        check_data_field(token)
+    except KernError as exc:
+        return exc
+    return None
 
 
 def _copy(state: dict[int, dict[str, str]]) -> dict[int, dict[str, str]]:
