@@ -56,7 +56,9 @@ def _maxrss_mb(who: int) -> float:
 
 
 SMALL = 6  # samples of the builds that measure the worker start
-SHARD = 15  # samples per shard in every build (shard size is part of the config a worker caches engines by)
+# Samples per shard in every build: got-data's default, so a bench build is one shard as in production
+# (per-shard files cost ~2 ms each); also part of the config a worker caches its engine by.
+SHARD = 1000
 NAIVE = 20  # samples of the naive row (~1 per CPU second)
 
 
