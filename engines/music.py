@@ -83,16 +83,19 @@ class Music(Engine):
     def __init__(self, params: dict[str, Any], seed: int, units: Any = ()) -> None:
         super().__init__(params, seed, units)
         self._engraver: Engraver | None = None
-        self._scores: OrderedDict[str, KernScore | KernError] = OrderedDict()
+        # Parsed files with their legal starts (cut once per file: a movement has ~100 measures to check).
+        self._scores: OrderedDict[str, tuple[KernScore, list[int]] | KernError] = OrderedDict()
 
     # -- inputs ------------------------------------------------------------------
-    def _score(self, path: str) -> KernScore:
-        """Parse a file once per worker; a bad file is remembered as its error."""
+    def _score(self, path: str) -> tuple[KernScore, list[int]]:
+        """Parse a file once per worker, with its legal starts; a bad file is remembered as its error."""
         cached = self._scores.get(path)
         if cached is None:
             try:
                 with fsspec.open(path, "rb") as fh:
-                    cached = parse_kern(decode_bytes(fh.read()))
+                    score = parse_kern(decode_bytes(fh.read()))
+                longest = self.p["max_measures"]
+                cached = score, [c for c in score.cut_points() if self._legal_count(score, c, longest) >= 1]
             except KernError as exc:
                 cached = exc
             except OSError as exc:
@@ -140,10 +143,9 @@ class Music(Engine):
             score = generate_score(self.rng(position, 1), measures, stop=start + count)
             return self._engrave_cut(score, start, count, options, f"generated#{position}")
         try:
-            score = self._score(unit)
+            score, cuts = self._score(unit)
         except KernError as exc:
             return Rejection(exc.reason, exc.detail, source=unit)
-        cuts = [c for c in score.cut_points() if self._legal_count(score, c, self.p["max_measures"]) >= 1]
         if not cuts:
             return Rejection("no_cut_point", "no run of measures starts and ends outside a spine split", source=unit)
         options, start, count = self._draw_cut(rng, cuts)
