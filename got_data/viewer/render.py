@@ -72,7 +72,7 @@ def kern_svg(kern: str) -> str:
             _engraver = Engraver(timeout=20)
         try:
             # One system on one line, the page cut to the music: the excerpt is shown whole.
-            return _engraver.engrave(kern, {"breaks": "none", "scale": 50}).svg
+            return _engraver.engrave(kern, {"breaks": "none", "scale": 50}).svg.decode("utf-8")
         except EngraveError as exc:
             raise RenderError(f"Verovio cannot load this **kern ({exc.reason})") from None
 
