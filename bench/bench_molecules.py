@@ -56,6 +56,7 @@ from renderers.image import encode_png  # noqa: E402
 from renderers.rdkit_draw import (  # noqa: E402
     DrawStyle,
     _options,
+    add_hydrogens,
     canonical,
     choose_fragment,
     parse_smiles,
@@ -106,13 +107,7 @@ def _picture_svg(smiles: str, style: DrawStyle) -> str:
     mol = Chem.MolFromSmiles(smiles)
     if style.abbreviations:
         mol = rdAbbreviations.CondenseMolAbbreviations(mol, rdAbbreviations.GetDefaultAbbreviations())
-    if style.hydrogens == "all":
-        mol = Chem.AddHs(mol)
-    elif style.hydrogens == "stereo":
-        chiral = [a.GetIdx() for a in mol.GetAtoms()
-                  if a.GetChiralTag() != Chem.ChiralType.CHI_UNSPECIFIED and a.GetTotalNumHs() > 0]
-        if chiral:
-            mol = Chem.AddHs(mol, onlyOnAtoms=chiral)
+    mol = add_hydrogens(mol, style.hydrogens)
     if style.coordgen:
         rdCoordGen.AddCoords(mol)
     else:

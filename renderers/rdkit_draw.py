@@ -192,20 +192,24 @@ def condense(mol: Chem.Mol, max_coverage: float = 0.4) -> tuple[Chem.Mol, dict[i
 
 # -- layout -------------------------------------------------------------------------
 
+def add_hydrogens(mol: Chem.Mol, mode: str) -> Chem.Mol:
+    """A copy with the hydrogens a style draws: ``all``, on stereocentres (``stereo``) or none."""
+    if mode == "all":
+        return Chem.AddHs(mol)
+    if mode == "stereo":
+        chiral = [a.GetIdx() for a in mol.GetAtoms()
+                  if a.GetChiralTag() != Chem.ChiralType.CHI_UNSPECIFIED and a.GetTotalNumHs() > 0]
+        if chiral:
+            return Chem.AddHs(mol, onlyOnAtoms=chiral)
+    return Chem.Mol(mol)
+
+
 def layout(mol: Chem.Mol, style: DrawStyle) -> tuple[Chem.Mol, dict[int, str]]:
     """The molecule as it will be drawn: abbreviations, hydrogens, 2D coordinates, rotation."""
     labels: dict[int, str] = {}
     if style.abbreviations:
         mol, labels = condense(mol)
-    if style.hydrogens == "all":
-        mol = Chem.AddHs(mol)
-    elif style.hydrogens == "stereo":
-        chiral = [a.GetIdx() for a in mol.GetAtoms()
-                  if a.GetChiralTag() != Chem.ChiralType.CHI_UNSPECIFIED and a.GetTotalNumHs() > 0]
-        if chiral:
-            mol = Chem.AddHs(mol, onlyOnAtoms=chiral)
-    else:
-        mol = Chem.Mol(mol)
+    mol = add_hydrogens(mol, style.hydrogens)
     if style.coordgen:
         rdCoordGen.AddCoords(mol)
     else:
