@@ -82,12 +82,17 @@ def _load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def _svg(smiles: str, style: DrawStyle) -> str:
-    drawer = rdMolDraw2D.MolDraw2DSVG(style.size, style.size)
+def _default_picture(drawer_class: type, smiles: str, style: DrawStyle) -> str | bytes:
+    """RDKit's default picture of the parsed molecule with the engine's options (SVG text or Cairo PNG)."""
+    drawer = drawer_class(style.size, style.size)
     _options(drawer, style)
     drawer.DrawMolecule(Chem.MolFromSmiles(smiles))
     drawer.FinishDrawing()
     return drawer.GetDrawingText()
+
+
+def _svg(smiles: str, style: DrawStyle) -> str:
+    return _default_picture(rdMolDraw2D.MolDraw2DSVG, smiles, style)
 
 
 def bare_png(smiles: str, style: DrawStyle) -> bytes:
@@ -128,11 +133,7 @@ def picture_png(smiles: str, style: DrawStyle) -> bytes:
 
 def cairo_png(smiles: str, style: DrawStyle) -> bytes:
     """The previous renderer path: RDKit's Cairo drawer and its own PNG writer."""
-    drawer = rdMolDraw2D.MolDraw2DCairo(style.size, style.size)
-    _options(drawer, style)
-    drawer.DrawMolecule(Chem.MolFromSmiles(smiles))
-    drawer.FinishDrawing()
-    return drawer.GetDrawingText()
+    return _default_picture(rdMolDraw2D.MolDraw2DCairo, smiles, style)
 
 
 def main() -> None:
