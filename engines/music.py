@@ -17,10 +17,9 @@ from typing import Any
 import fsspec
 
 from engines.base import PROMPT_FORMAT, Engine, Param, Rejection, Result, Sample
-from renderers.image import encode_png
 from renderers.kern import FORMS, KernError, KernScore, decode_bytes, excerpt, parse_kern, to_form
 from renderers.kern_gen import generate_score
-from renderers.verovio_render import MUSIC_FONTS, EngraveError, Engraver, estimate_fit, rasterize
+from renderers.verovio_render import MUSIC_FONTS, EngraveError, Engraver, estimate_fit
 
 KERN_SUFFIXES = (".krn", ".kern")
 BUILTIN = "builtin"
@@ -175,19 +174,19 @@ class Music(Engine):
             if count != written:
                 kern, written = excerpt(score, start, count), count
             try:
-                engraving = self.engraver().engrave(kern, options)
+                # The child rasterises and encodes a one-system page itself (renderers/verovio_child.py).
+                engraving = self.engraver().engrave(kern, options, png=True)
             except EngraveError as exc:
                 return Rejection(exc.reason, exc.detail[:2000], source=f"{source}#measures={start + 1}-{start + count}")
-            if engraving.pages == 1 and engraving.systems == 1:
+            if engraving.png is not None:  # one system on one page
                 break
             tried.append(f"{count} measures -> {engraving.systems} systems")
             count = min(count - 1, engraving.first_system_measures)
-        image = rasterize(engraving.svg)
         return Sample(
             task="music",
             prompt=PROMPT_FORMAT,
             target=to_form(kern, self.p["target_form"]),
-            images=[encode_png(image)],
+            images=[engraving.png],
             source=f"{source}#measures={start + 1}-{start + count}",
             # The full Verovio options, so anyone can re-engrave the target and get these pixels.
             meta={"measures": count, "form": self.p["target_form"], "verovio": options},

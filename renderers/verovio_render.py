@@ -2,10 +2,10 @@
 
 Verovio aborts the whole process on some malformed Humdrum (``std::length_error``
 on a record with too many fields, measured with verovio 6.4.1), so each worker keeps
-one long-lived child that owns the toolkit: a crash costs one restart and one
-rejection, never the worker. A request is one JSON line; the child answers with one JSON
-line (ok, pages, log, SVG length) followed by the raw SVG bytes, so the SVG is neither
-escaped into JSON nor decoded from it (it stays bytes up to librsvg).
+one long-lived child (``renderers/verovio_child.py``) that owns the toolkit: a crash costs
+one restart and one rejection, never the worker. A request is one JSON line; the child
+answers with one JSON line (ok, pages, systems, log, payload length) followed by the raw
+SVG bytes, or, when asked, the PNG of a one-system page, rasterised and encoded in the child.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from engines.base import EncodedImage
 
 MUSIC_FONTS = ("Leipzig", "Bravura", "Gootville", "Leland", "Petaluma")
 SERIF_FAMILY = "DejaVu Serif"  # fonts-dejavu-core (docker/apt-packages.txt)
@@ -54,11 +56,12 @@ class EngraveError(RuntimeError):
 
 @dataclass
 class Engraving:
-    svg: bytes  # page 1, UTF-8
     pages: int
     systems: int  # systems on page 1
     first_system_measures: int
-    log: str
+    log: str  # Verovio's warnings; kept only when a load fails
+    svg: bytes = b""  # page 1, UTF-8 (unless the PNG was asked for)
+    png: EncodedImage | None = None  # page 1 as grayscale PNG: asked for, and one system on one page
 
 
 def _utf8(svg: str | bytes) -> bytes:
@@ -183,32 +186,9 @@ def estimate_fit(kern: str, options: dict[str, Any], margin: float = 1.05) -> in
     return max(1, fits)
 
 
-# -- child side -------------------------------------------------------------------
-# Run as ``python -S -c _CHILD SITE``: no site processing (the venv's .pth finders cost ~15 ms)
-# and none of this module's imports, only json and verovio (found in SITE): a worker's child
-# starts in ~50 instead of ~67 ms of CPU. One JSON request per line in; per request out: a JSON
-# line (ok, pages, log, SVG length) and the raw SVG bytes.
-_CHILD = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-import verovio
-verovio.enableLog(verovio.LOG_WARNING)
-tk = verovio.toolkit()
-out = sys.stdout.buffer
-for raw in sys.stdin.buffer:
-    request = json.loads(raw)
-    tk.resetOptions()
-    tk.setOptions(request["options"])
-    ok = tk.loadData(request["kern"])
-    log, pages, svg = tk.getLog(), 0, b""
-    if ok:
-        pages = tk.getPageCount()
-        svg = tk.renderToSVG(1).encode("utf-8") if pages else b""
-        log = tk.getLog() or log
-    out.write(json.dumps({"ok": bool(ok), "log": log, "pages": pages, "svg_bytes": len(svg)}).encode() + b"\\n")
-    out.write(svg)
-    out.flush()
-"""
+# -- parent side ------------------------------------------------------------------
+_CHILD = Path(__file__).with_name("verovio_child.py")
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 @cache
@@ -220,7 +200,6 @@ def _verovio_site() -> str:
     return str(Path(next(iter(spec.submodule_search_locations))).parent)
 
 
-# -- parent side ------------------------------------------------------------------
 class Engraver:
     """One Verovio child per worker; restarted after a crash or a timeout."""
 
@@ -232,27 +211,32 @@ class Engraver:
 
     def _start(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-S", "-c", _CHILD, _verovio_site()],
+            [sys.executable, "-S", str(_CHILD), _verovio_site(), str(_ROOT)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
 
-    def engrave(self, kern: str, options: dict[str, Any]) -> Engraving:
-        """Load ``kern`` with ``options`` and return page 1; EngraveError if Verovio fails or dies."""
+    def engrave(self, kern: str, options: dict[str, Any], png: bool = False) -> Engraving:
+        """Load ``kern`` with ``options`` and engrave page 1; EngraveError if Verovio fails or dies.
+
+        With ``png``, the child also rasterises (``rasterize``) and encodes (``encode_png``) page 1
+        when it is one system on one page, and the SVG stays in the child.
+        """
         if self._proc is None or self._proc.poll() is not None:
             self._proc, self._cpu = self._start(), None
         proc = self._proc
         self._follow(proc.pid)
-        svg = b""
+        payload = b""
         try:
-            request = {"kern": kern, "options": {**BASE_OPTIONS, **options}}
+            request = {"kern": kern, "options": {**BASE_OPTIONS, **options}, "png": png}
             proc.stdin.write(json.dumps(request).encode() + b"\n")
             proc.stdin.flush()
             ready, _, _ = select.select([proc.stdout], [], [], self.timeout)
             line = proc.stdout.readline() if ready else b""
             if line:
                 reply = json.loads(line)
-                svg = proc.stdout.read(reply["svg_bytes"])
-                if len(svg) < reply["svg_bytes"]:
+                size = reply.get("svg_bytes", 0) + reply.get("png_bytes", 0)
+                payload = proc.stdout.read(size)
+                if len(payload) < size:
                     line = b""  # the child died while writing the page
         except (BrokenPipeError, OSError):
             ready, line = True, b""
@@ -272,10 +256,17 @@ class Engraver:
             raise EngraveError("verovio_crash", f"Verovio exited with code {proc.returncode}")
         log = (reply.get("log") or "").strip()
         if not reply["ok"]:
-            raise EngraveError("verovio_error", log or "Verovio could not load the data")
-        if not svg:
+            raise EngraveError(reply.get("reason", "verovio_error"), log or "Verovio could not load the data")
+        if not reply["pages"]:
             raise EngraveError("verovio_error", log or "Verovio produced no page")
-        return Engraving(svg, reply["pages"], *system_layout(svg), log)
+        engraving = Engraving(reply["pages"], reply["systems"], reply["first"], log)
+        if "png_bytes" in reply:
+            from engines.base import EncodedImage
+
+            engraving.png = EncodedImage(payload, reply["width"], reply["height"], "png")
+        else:
+            engraving.svg = payload
+        return engraving
 
     def _follow(self, pid: int) -> None:
         """Keep the child on the CPU this process runs on.

@@ -12,6 +12,7 @@ import verovio
 from helpers import SHARED_DATA, build_dataset, errors, folder_digest, image, samples
 
 from engines.base import PROMPT_FORMAT
+from renderers.image import encode_png
 from renderers.kern import from_form
 from renderers.verovio_render import BASE_OPTIONS, EngraveError, Engraver, count_systems, rasterize
 
@@ -98,6 +99,43 @@ def test_verovio_crash_is_isolated() -> None:
         assert info.value.reason == "verovio_crash"
         ok = engraver.engrave("**kern\t**kern\n*clefF4\t*clefG2\n4C\t4c\n*-\t*-\n", {})
         assert ok.systems == 1 and engraver.restarts == 1
+        with pytest.raises(EngraveError) as info:  # also while the child rasterises
+            engraver.engrave("**kern\t**kern\n4c\t4d\t4e\n*-\t*-\n", {}, png=True)
+        assert info.value.reason == "verovio_crash"
+        again = engraver.engrave("**kern\t**kern\n*clefF4\t*clefG2\n4C\t4c\n*-\t*-\n", {}, png=True)
+        assert again.png is not None and engraver.restarts == 2
+    finally:
+        engraver.close()
+
+
+def test_child_rasterises_one_system_pages(toolkit: verovio.toolkit) -> None:
+    """With png=True the child returns the very PNG the worker would make from the SVG, only for one system."""
+    one = "**kern\t**kern\n*clefF4\t*clefG2\n*M2/4\t*M2/4\n4C\t4c\n4D\t4d\n=\t=\n2E\t2e\n==\t==\n*-\t*-\n"
+    many = "**kern\t**kern\n*clefF4\t*clefG2\n*M2/4\t*M2/4\n" + "8C 8E\t16c 16d 16e 16f\n" * 8 + "==\t==\n*-\t*-\n"
+    many = many.replace("8C 8E\t16c 16d 16e 16f\n" * 4, "4C\t4c\n4D\t4d\n=\t=\n" * 6)
+    engraver = Engraver()
+    try:
+        options = {"pageWidth": 1500, "scale": 50}
+        engraving = engraver.engrave(one, options, png=True)
+        assert engraving.png is not None and engraving.svg == b""
+        expected = encode_png(rasterize(_engrave_in_process(toolkit, one, options)))
+        assert engraving.png == expected
+        overflow = engraver.engrave(many, {"pageWidth": 600, "scale": 70}, png=True)
+        assert overflow.systems > 1 and overflow.png is None
+        assert 1 <= overflow.first_system_measures < 7
+        assert count_systems(engraver.engrave(one, options).svg) == 1  # SVG answers still work in between
+    finally:
+        engraver.close()
+
+
+def test_verovio_error_carries_its_log() -> None:
+    engraver = Engraver()
+    try:
+        with pytest.raises(EngraveError) as info:
+            engraver.engrave("not music", {"inputFrom": "mei"}, png=True)
+        assert info.value.reason == "verovio_error"
+        assert "MEI" in info.value.detail  # Verovio's own words, captured from its stderr
+        assert engraver.restarts == 0
     finally:
         engraver.close()
 
