@@ -1,6 +1,6 @@
 """Benchmark of the music engine, side by side in one run (run by hand, ~2-3 minutes).
 
-    .venv/bin/python bench/bench_music.py [--n 60] [--reps 7] [--input ../shared/data/kern]
+    .venv/bin/python bench/bench_music.py [--n 50] [--reps 16] [--input ../shared/data/kern]
 
 Pipeline and bare loop run interleaved, --reps times each (fresh seed and engine per rep), and
 the medians are reported: samples per CPU second of the process plus its Verovio child is
@@ -144,10 +144,10 @@ def _naive(records: list[dict]) -> Timing:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=60)
+    parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--input", default=str(SHARED_DATA / "kern" / "joplin"))
     parser.add_argument("--files", type=int, default=8, help="real files used: each is parsed once, cut many times")
-    parser.add_argument("--reps", type=int, default=7, help="interleaved pipeline/bare repetitions (medians)")
+    parser.add_argument("--reps", type=int, default=16, help="interleaved pipeline/bare repetitions (medians)")
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_music_"))
@@ -157,26 +157,37 @@ def main() -> None:
         _pipeline(tmp / "warm", 2, [], workers=0)
         real = sorted(str(p) for p in Path(args.input).rglob("*.krn"))[: args.files]
         for label, inputs in (("built-in generator", []), (f"real **kern ({len(real)} files)", real)):
-            # Interleaved reps (pipeline, bare, pipeline, bare, ...), medians: the machine is shared, so
+            # Interleaved reps (pipeline, bare / bare, pipeline / ...), medians: the machine is shared, so
             # CPU seconds per unit of work drift by +-20 % between minutes. Each rep has its own seed
             # (other samples) and a started worker (see _warm_worker); the worker start is measured below.
             reps = []
             for r in range(args.reps):
                 out = tmp / f"p{len(rows)}_{r}"
                 _warm_worker(tmp / f"w{len(rows)}_{r}", inputs, seed=100 + r)
-                pipe, made = _pipeline(out, args.n, inputs, workers=0, seed=100 + r)
-                records = samples(out)
-                reps.append((pipe, made, _bare(records), len(records), records))
+                if r % 2:  # B A: the bare loop first, on the samples of a build made beforehand
+                    _pipeline(tmp / f"pre{len(rows)}_{r}", args.n, inputs, workers=0, seed=100 + r)
+                    records = samples(tmp / f"pre{len(rows)}_{r}")
+                    bare = _bare(records)
+                    _warm_worker(tmp / f"w{len(rows)}_{r}b", inputs, seed=100 + r)
+                    pipe, made = _pipeline(out, args.n, inputs, workers=0, seed=100 + r)
+                else:  # A B
+                    pipe, made = _pipeline(out, args.n, inputs, workers=0, seed=100 + r)
+                    records = samples(out)
+                    bare = _bare(records)
+                reps.append((pipe, made, bare, len(records), records))
             p_wall = median(made / pipe.wall for pipe, made, *_ in reps)
             p_cpu = median(made / pipe.cpu for pipe, made, *_ in reps)
             b_wall = median(k / bare.wall for _, _, bare, k, _ in reps)
             b_cpu = median(k / bare.cpu for _, _, bare, k, _ in reps)
             r_wall = median((made / pipe.wall) / (k / bare.wall) for pipe, made, bare, k, _ in reps)
             r_cpu = median((made / pipe.cpu) / (k / bare.cpu) for pipe, made, bare, k, _ in reps)
+            # Pooled: all reps' samples over all their CPU seconds, pipeline vs bare loop.
+            pooled = (sum(m for _, m, *_ in reps) / sum(p.cpu for p, *_ in reps)) / (
+                sum(k for _, _, _, k, _ in reps) / sum(b.cpu for _, _, b, *_ in reps))
             made = reps[0][1]
             rows.append((f"pipeline 1 core, {label}", p_wall, p_cpu, f"{made}/{args.n} samples, median of {args.reps}"))
             rows.append((f"bare engrave+raster+PNG, {label}", b_wall, b_cpu,
-                         f"pipeline/bare = {r_wall:.2f} wall, {r_cpu:.2f} CPU "
+                         f"pipeline/bare = {r_wall:.2f} wall, {r_cpu:.2f} CPU, pooled {pooled:.2f} CPU "
                          f"(reps {' '.join(f'{(m / p.cpu) / (k / b.cpu):.2f}' for p, m, b, k, _ in reps)})"))
             # The worker start (Verovio child start and first engravings), paid once per worker: the same
             # few samples built by a new worker and again by the started one (parsed files forgotten).
