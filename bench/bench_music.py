@@ -18,13 +18,19 @@ Rows:
   every sample and render one page.
 - Real input uses a few files (--files) so that, as in production (GrandStaff: ~65 systems per
   piece), each file is parsed once per worker and cut many times.
-- Ray with 1 and 2 workers (wall time includes ray.init, reported separately).
+- pipeline vs bare every --chunk samples (the headline): one shard of --n x --reps samples whose
+  pipeline (engine.sample + ShardWriter.add, then the commit) and bare loop alternate every 10
+  samples (~0.25 s), CPU read from each process's POSIX CPU clock: per-rep builds drift +-15 %
+  in CPU cost per sample on this shared machine, 10-sample halves see the same machine. Real
+  input uses one file per ~65 samples (GrandStaff's systems per piece), each parsed once.
+- Ray with 1 and 2 workers (steady state: cluster and workers started by a warm-up build).
 Systems per second per core is the 1-core pipeline rate. Peak memory is max RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import resource
 import shutil
@@ -43,8 +49,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 import verovio  # noqa: E402
 from helpers import SHARED_DATA, build_dataset, samples  # noqa: E402
 
+from engines.base import Sample  # noqa: E402
 from engines.music import BUILTIN, Music  # noqa: E402
 from got_data import worker  # noqa: E402
+from manifests.shard import ShardWriter  # noqa: E402
+from manifests.storage import Storage  # noqa: E402
 from renderers.image import encode_png  # noqa: E402
 from renderers.kern import decode_bytes, from_form  # noqa: E402
 from renderers.kern_gen import generate_score  # noqa: E402
@@ -118,6 +127,62 @@ def _bare(records: list[dict]) -> Timing:
     return t
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of another process, all threads, to the nanosecond (its POSIX CPU clock;
+    /proc's figures tick in 10 ms steps, too coarse for 10 samples)."""
+    clock = ctypes.c_int()
+    if ctypes.CDLL(None).clock_getcpuclockid(pid, ctypes.byref(clock)):
+        raise OSError(f"no CPU clock for process {pid}")
+    return time.clock_gettime(clock.value)
+
+
+def _interleaved(out: Path, n: int, chunk: int, inputs: list[str], seed: int) -> tuple[float, float, list[float]]:
+    """Pipeline and bare loop alternating every ``chunk`` samples: CPU ms per sample of each, and
+    the per-chunk ratios.
+
+    The pipeline half is the worker's per-sample path (``engine.sample`` and ``ShardWriter.add``: the
+    Verovio child, the tar, the manifest) plus the shard's commit; only the once-per-build planning
+    and index writes are left out. Alternating every ~0.25 s, both halves see the same machine: with
+    per-rep builds, the CPU cost of the same work drifted +-15 % between reps.
+    """
+    params = Music.resolve_params({})
+    engine = Music(params, seed, Music.plan(inputs, params))
+    engine.sample(10**6)  # start the Verovio child (a worker start, measured apart)
+    child = engine.engraver()._proc.pid
+    writer = ShardWriter(Storage(str(out)), 0, engine.name, engine.version)
+    verovio.enableLog(verovio.LOG_OFF)
+    tk = verovio.toolkit()
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pipe = bare = 0.0
+    made, ratios = 0, []
+    for first in range(0, n, chunk):
+        t = time.process_time() + _process_cpu(child)
+        results = [engine.sample(p) for p in range(first, min(n, first + chunk))]
+        for position, result in enumerate(results, first):
+            writer.add(position, result)
+        spent = time.process_time() + _process_cpu(child) - t
+        done = [r for r in results if isinstance(r, Sample)]
+        t = time.process_time()
+        for sample in done:
+            tk.resetOptions()
+            tk.setOptions({**BASE_OPTIONS, **sample.meta["verovio"]})
+            tk.loadData(from_form(sample.target))
+            encode_png(rasterize(tk.renderToSVG(1)))
+        spent_bare = time.process_time() - t
+        pipe, bare, made = pipe + spent, bare + spent_bare, made + len(done)
+        if done:
+            ratios.append(spent_bare / spent)
+    t = time.process_time()
+    writer.commit(0, n)
+    pipe += time.process_time() - t
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if kids.ru_utime + kids.ru_stime > reaped.ru_utime + reaped.ru_stime + 1e-3:
+        raise RuntimeError("the Verovio child restarted: its CPU time is lost, rerun")
+    engine.close()
+    # Per image made, both (a rejected position's cost counts against the pipeline).
+    return pipe / made * 1000, bare / made * 1000, ratios
+
+
 def _making_music(n: int) -> Timing:
     """The built-in engine's own work before any engraving: drawing the cut and generating the piece
     up to its end (as a parsed score), as ``Music.sample`` does."""
@@ -148,6 +213,7 @@ def main() -> None:
     parser.add_argument("--input", default=str(SHARED_DATA / "kern" / "joplin"))
     parser.add_argument("--files", type=int, default=8, help="real files used: each is parsed once, cut many times")
     parser.add_argument("--reps", type=int, default=16, help="interleaved pipeline/bare repetitions (medians)")
+    parser.add_argument("--chunk", type=int, default=10, help="samples per half of the interleaved row")
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_music_"))
@@ -158,20 +224,22 @@ def main() -> None:
         real = sorted(str(p) for p in Path(args.input).rglob("*.krn"))[: args.files]
         for label, inputs in (("built-in generator", []), (f"real **kern ({len(real)} files)", real)):
             # Interleaved reps (pipeline, bare / bare, pipeline / ...), medians: the machine is shared, so
-            # CPU seconds per unit of work drift by +-20 % between minutes. Each rep has its own seed
-            # (other samples) and a started worker (see _warm_worker); the worker start is measured below.
+            # CPU seconds per unit of work drift by +-20 % between minutes. All reps build the same config
+            # (one seed), so one worker engine and one Verovio child serve them all, as a production worker
+            # serves its shards: with a seed per rep, each rep had a new child whose first samples cost
+            # more. The worker start is measured below.
             reps = []
             for r in range(args.reps):
                 out = tmp / f"p{len(rows)}_{r}"
-                _warm_worker(tmp / f"w{len(rows)}_{r}", inputs, seed=100 + r)
+                _warm_worker(tmp / f"w{len(rows)}_{r}", inputs, seed=100)
                 if r % 2:  # B A: the bare loop first, on the samples of a build made beforehand
-                    _pipeline(tmp / f"pre{len(rows)}_{r}", args.n, inputs, workers=0, seed=100 + r)
+                    _pipeline(tmp / f"pre{len(rows)}_{r}", args.n, inputs, workers=0, seed=100)
                     records = samples(tmp / f"pre{len(rows)}_{r}")
                     bare = _bare(records)
-                    _warm_worker(tmp / f"w{len(rows)}_{r}b", inputs, seed=100 + r)
-                    pipe, made = _pipeline(out, args.n, inputs, workers=0, seed=100 + r)
+                    _warm_worker(tmp / f"w{len(rows)}_{r}b", inputs, seed=100)
+                    pipe, made = _pipeline(out, args.n, inputs, workers=0, seed=100)
                 else:  # A B
-                    pipe, made = _pipeline(out, args.n, inputs, workers=0, seed=100 + r)
+                    pipe, made = _pipeline(out, args.n, inputs, workers=0, seed=100)
                     records = samples(out)
                     bare = _bare(records)
                 reps.append((pipe, made, bare, len(records), records))
@@ -200,6 +268,15 @@ def main() -> None:
                          made / (made * per_sample + start),
                          f"pipeline/bare = {made / (made * per_sample + start) / b_cpu:.2f} CPU; "
                          f"worker start {start:.3f} s CPU"))
+            # The headline: alternating every --chunk samples within one shard (see _interleaved).
+            total = args.n * args.reps
+            # Real input: as many files as give GrandStaff's ~65 systems per piece (each parsed once).
+            many = sorted(str(p) for p in Path(args.input).rglob("*.krn"))[: max(1, total // 65)] if inputs else []
+            pipe_ms, bare_ms, ratios = _interleaved(tmp / f"i{len(rows)}", total, args.chunk, many, seed=300)
+            what = f"{len(many)} files" if inputs else "built-in"
+            rows.append((f"pipeline vs bare every {args.chunk} samples, {what}", float("nan"), 1000 / pipe_ms,
+                         f"pipeline/bare = {bare_ms / pipe_ms:.2f} CPU pooled ({pipe_ms:.1f} vs {bare_ms:.1f} ms per "
+                         f"sample; per-chunk median {median(ratios):.2f}, {len(ratios)} chunks)"))
             if not inputs:
                 making = _making_music(args.n)
                 rows.append(("making the music alone (generate)", float("nan"), args.n / making.cpu,
@@ -213,17 +290,24 @@ def main() -> None:
         if not args.no_ray:
             import ray
 
-            t0 = time.perf_counter()
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-            init = time.perf_counter() - t0
             one = None
             for workers in (1, 2):
-                pipe, made = _pipeline(tmp / f"ray{workers}", args.n, [], workers=workers, seed=7)
-                rate = made / pipe.wall
+                # Steady state: the cluster is up and each worker's engine and Verovio child are started by
+                # a warm-up build of the same config (a worker keeps them across shards); 8 shards a worker.
+                t0 = time.perf_counter()
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+                init = time.perf_counter() - t0
+                per_shard = max(1, args.n // 8)
+                build_dataset("music", tmp / f"ray_warm{workers}", n=2 * workers * per_shard, workers=workers,
+                              shard_size=per_shard, seed=7)
+                with Timing() as t:
+                    summary = build_dataset("music", tmp / f"ray{workers}", n=args.n * workers, workers=workers,
+                                            shard_size=per_shard, seed=7)
+                ray.shutdown()
+                rate = summary.samples / t.wall
                 one = one or rate
-                rows.append((f"Ray {workers} worker(s), built-in", rate, float("nan"),
-                             f"x{rate / one:.2f} vs 1 worker; ray.init {init:.1f}s"))
-            ray.shutdown()
+                rows.append((f"Ray {workers} worker(s), built-in, steady", rate, float("nan"),
+                             f"x{rate / one:.2f} vs 1 worker; ray.init {init:.1f}s not counted"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nload average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
