@@ -59,7 +59,6 @@ class Engraving:
     pages: int
     systems: int  # systems on page 1
     first_system_measures: int
-    log: str  # Verovio's warnings; kept only when a load fails
     svg: bytes = b""  # page 1, UTF-8 (unless the PNG was asked for)
     png: EncodedImage | None = None  # page 1 as grayscale PNG: asked for, and one system on one page
 
@@ -259,7 +258,7 @@ class Engraver:
             raise EngraveError(reply.get("reason", "verovio_error"), log or "Verovio could not load the data")
         if not reply["pages"]:
             raise EngraveError("verovio_error", log or "Verovio produced no page")
-        engraving = Engraving(reply["pages"], reply["systems"], reply["first"], log)
+        engraving = Engraving(reply["pages"], reply["systems"], reply["first"])
         if "png_bytes" in reply:
             from engines.base import EncodedImage
 
@@ -274,7 +273,7 @@ class Engraver:
         Parent and child take turns (the parent waits while the child engraves), so sharing one
         CPU costs no parallelism; left free, the scheduler wakes the child on the other core, whose
         caches other work has taken meanwhile: measured ~1 ms more CPU per engraving (12.6 vs 11.5
-        ms with the parent rasterising between requests). Re-set only when this process moved.
+        ms, when the worker still rasterised between requests). Re-set only when this process moved.
         """
         cpu = _current_cpu()
         if cpu is None or cpu == self._cpu:
