@@ -244,18 +244,28 @@ def test_history_on_the_same_canvas_does_not_change_the_bytes(page, kind, langua
             assert target() == first, (other_kind, theme)
 
 
-def test_png_writer_round_trips_and_is_deterministic():
-    rng = np.random.default_rng(0)
-    noise = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+def _test_images(seed: int) -> list[np.ndarray]:
+    """Noise, a flat chart-like fill and a strided view of the noise."""
+    noise = np.random.default_rng(seed).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     flat = np.full((64, 80, 3), 255, np.uint8)
     flat[10:20, :, :] = (84, 112, 198)
-    for pixels in (noise, flat, noise[:, ::2]):  # also a strided view
-        encoded = encode_png_fast(pixels, 6)
-        back = decode(encoded.data)
-        assert back.mode == "RGB" and (encoded.width, encoded.height) == back.size
-        assert np.array_equal(np.asarray(back), pixels)
-        assert encode_png_fast(pixels.copy(), 6).data == encoded.data
-    grey = noise[:, :, 0]  # the shared writer also takes grey pixels
+    return [noise, flat, noise[:, ::2]]
+
+
+def _assert_round_trips(encode, pixels: np.ndarray):
+    encoded = encode(pixels)
+    back = decode(encoded.data)
+    assert back.mode == "RGB" and (encoded.width, encoded.height) == back.size
+    assert np.array_equal(np.asarray(back), pixels)
+    assert encode(pixels.copy()).data == encoded.data
+    return encoded
+
+
+def test_png_writer_round_trips_and_is_deterministic():
+    images = _test_images(0)
+    for pixels in images:
+        _assert_round_trips(lambda x: encode_png_fast(x, 6), pixels)
+    grey = images[0][:, :, 0]  # the shared writer also takes grey pixels
     assert np.array_equal(np.asarray(decode(encode_png_fast(grey, 6).data)), grey)
     for bad in (np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4, 4), np.uint8), np.zeros((0, 4, 3), np.uint8)):
         with pytest.raises(ValueError):
@@ -263,16 +273,8 @@ def test_png_writer_round_trips_and_is_deterministic():
 
 
 def test_libdeflate_png_writer_round_trips_and_is_deterministic():
-    rng = np.random.default_rng(1)
-    noise = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    flat = np.full((64, 80, 3), 255, np.uint8)
-    flat[10:20, :, :] = (84, 112, 198)
-    for pixels in (noise, flat, noise[:, ::2]):  # also a strided view
-        encoded = ec.encode_png_libdeflate(pixels)
-        back = decode(encoded.data)
-        assert back.mode == "RGB" and (encoded.width, encoded.height) == back.size
-        assert np.array_equal(np.asarray(back), pixels)
-        assert ec.encode_png_libdeflate(pixels.copy()).data == encoded.data
+    for pixels in _test_images(1):
+        encoded = _assert_round_trips(ec.encode_png_libdeflate, pixels)
         # Same Up-filter scanlines as the shared writer: only the deflate stream differs.
         assert encoded.data[:33] == encode_png_fast(pixels, 6).data[:33]
 
