@@ -1,17 +1,15 @@
 """Writing and reading one shard: a WebDataset tar, its JSONL manifest and its error list.
 
-Tar members carry fixed metadata (mtime 0, uid/gid 0, mode 0644, USTAR), so equal
-samples give equal bytes. The manifest records each image's offset and size in
+Tar members carry fixed metadata (mtime 0, uid/gid 0, mode 0644, USTAR: ``manifests/tar.py``),
+so equal samples give equal bytes. The manifest records each image's offset and size in
 the tar, so readers never need to scan or extract it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +17,7 @@ from typing import Any
 from engines.base import Rejection, Result, Sample
 from manifests.schema import ERROR_SCHEMA_ID, SAMPLE_SCHEMA_ID
 from manifests.storage import Storage, discard_local, sha256_file
-
-_BLOCK = tarfile.BLOCKSIZE
+from manifests.tar import TarWriter
 
 
 def shard_names(shard: int) -> dict[str, str]:
@@ -72,7 +69,7 @@ class ShardWriter:
         self.staging = storage.staging_dir()
         self.paths = {kind: os.path.join(self.staging, name) for kind, name in self.names.items()}
         self._tar_file = open(self.paths["tar"], "wb")
-        self._tar = tarfile.open(fileobj=self._tar_file, mode="w", format=tarfile.USTAR_FORMAT)
+        self._tar = TarWriter(self._tar_file)
         self._manifest = open(self.paths["manifest"], "w", encoding="utf-8")
         self._errors = open(self.paths["errors"], "w", encoding="utf-8")
         self.samples = 0
@@ -86,17 +83,6 @@ class ShardWriter:
             self._add_rejection(position, result)
         else:
             raise TypeError(f"engine returned {type(result).__name__}, not Sample or Rejection")
-
-    def _member(self, name: str, data: bytes) -> int:
-        """Append a file to the tar; return the offset of its data."""
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = 0
-        info.mode = 0o644
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        self._tar.addfile(info, io.BytesIO(data))
-        return self._tar.offset - (len(data) + _BLOCK - 1) // _BLOCK * _BLOCK
 
     def _add_sample(self, position: int, sample: Sample) -> None:
         key = sample_key(self.engine, position)
@@ -119,7 +105,7 @@ class ShardWriter:
         several = len(sample.images) > 1
         for i, image in enumerate(sample.images):
             name = f"{key}.{i}.{image.ext}" if several else f"{key}.{image.ext}"
-            offset = self._member(name, image.data)
+            offset = self._tar.add(name, image.data)
             images.append(
                 {
                     "name": name,
@@ -131,7 +117,7 @@ class ShardWriter:
                 }
             )
         # The tar's own JSON is the record without tar offsets, so WebDataset readers get it whole.
-        self._member(f"{key}.json", dumps({**record, "images": [{k: v for k, v in im.items() if k != "offset"} for im in images]}).encode())
+        self._tar.add(f"{key}.json", dumps({**record, "images": [{k: v for k, v in im.items() if k != "offset"} for im in images]}).encode())
         record["images"] = images
         self._manifest.write(dumps(record) + "\n")
         self.samples += 1
@@ -166,7 +152,7 @@ class ShardWriter:
         return ShardReceipt(self.shard, start, stop, self.samples, self.rejections, files, self.reasons)
 
     def abort(self) -> None:
-        for handle in (self._tar, self._tar_file, self._manifest, self._errors):
+        for handle in (self._tar_file, self._manifest, self._errors):
             try:
                 handle.close()
             except Exception:  # noqa: BLE001 - best effort while already failing
