@@ -56,7 +56,6 @@ from manifests.shard import ShardWriter  # noqa: E402
 from manifests.storage import Storage  # noqa: E402
 from renderers.image import encode_png  # noqa: E402
 from renderers.kern import decode_bytes, from_form  # noqa: E402
-from renderers.kern_gen import generate_score  # noqa: E402
 from renderers.verovio_render import BASE_OPTIONS, rasterize  # noqa: E402
 
 
@@ -184,14 +183,14 @@ def _interleaved(out: Path, n: int, chunk: int, inputs: list[str], seed: int) ->
 
 
 def _making_music(n: int) -> Timing:
-    """The built-in engine's own work before any engraving: drawing the cut and generating the piece
-    up to its end (as a parsed score), as ``Music.sample`` does."""
+    """The built-in engine's own work before any engraving: drawing the cut and generating the
+    excerpt's measures (as a parsed score), as ``Music.sample`` does."""
     engine = Music(Music.resolve_params({}), 0, [BUILTIN])
     measures = engine.p["gen_measures"]
     with Timing() as t:
         for position in range(n):
             _, start, count = engine._draw_cut(engine.rng(position), range(measures))
-            generate_score(engine.rng(position, 1), measures, stop=start + count)
+            engine.generated(position, start, count)
     return t
 
 

@@ -54,8 +54,8 @@ def _list_inputs(inputs: list[str]) -> list[str]:
 class Music(Engine):
     name = "music"
     # 2: librsvg raster, width-estimated first try; 3: the generator draws its uniforms in batches
-    # (same music style, other pieces per seed)
-    version = "3"
+    # (same music style, other pieces per seed); 4: only the excerpt's measures are generated
+    version = "4"
     description = "Single-system two-staff piano scores engraved with Verovio from **kern, **kern targets"
     inputs = "optional"
     params = (
@@ -135,12 +135,9 @@ class Music(Engine):
         rng = self.rng(position)
         unit, _epoch = self.unit(position)
         if unit == BUILTIN:
-            # Every generated measure is a legal cut (tested), so the cut is drawn first and only the
-            # measures up to its end are generated: the same piece, cut short (~30 % less generating).
-            measures = self.p["gen_measures"]
-            options, start, count = self._draw_cut(rng, range(measures))
-            score = generate_score(self.rng(position, 1), measures, stop=start + count)
-            return self._engrave_cut(score, start, count, options, f"generated#{position}")
+            options, start, count = self._draw_cut(rng, range(self.p["gen_measures"]))
+            score = self.generated(position, start, count)
+            return self._engrave_cut(score, 0, count, options, f"generated#{position}", numbered_from=start)
         try:
             score, cuts = self._score(unit)
         except KernError as exc:
@@ -150,14 +147,29 @@ class Music(Engine):
         options, start, count = self._draw_cut(rng, cuts)
         return self._engrave_cut(score, start, count, options, unit)
 
+    def generated(self, position: int, start: int, count: int) -> KernScore:
+        """The built-in input of a position: only the excerpt's own measures of a generated piece.
+
+        Every generated measure is a legal cut (tested), so the cut is drawn first and just its
+        measures are made, opening with their own clef, key and meter (engine version 4; version 3
+        generated the piece from its start and cut it, and ~60 % of what it made was thrown away).
+        """
+        return generate_score(self.rng(position, 1), self.p["gen_measures"], first=start, stop=start + count)
+
     def _draw_cut(self, rng: Any, cuts: Sequence[int]) -> tuple[dict[str, Any], int, int]:
         """Engraving options, the first measure and the measure count drawn for one sample."""
         options = self.engraving_options(rng)
         start = cuts[int(rng.integers(len(cuts)))]
         return options, start, int(rng.integers(self.p["min_measures"], self.p["max_measures"] + 1))
 
-    def _engrave_cut(self, score: KernScore, start: int, count: int, options: dict[str, Any], source: str) -> Result:
+    def _engrave_cut(self, score: KernScore, start: int, count: int, options: dict[str, Any], source: str,
+                     numbered_from: int = 0) -> Result:
+        """Engrave measures ``start``.. of ``score``, shrinking the run until it is one system.
+
+        ``numbered_from`` is the number of the score's first measure in its piece (labels only).
+        """
         tried: list[str] = []
+        first = numbered_from + start
         # First try: no more measures than the width estimate says fit, so that the extra engraving
         # of an overflowing try (~1 in 6 samples before, ~1 in 18 now) is rarely paid.
         count = self._legal_count(score, start, count)
@@ -168,7 +180,7 @@ class Music(Engine):
         while True:
             count = self._legal_count(score, start, count)
             if count < 1:
-                detail = (f"measures from {start + 1} never fit one system at pageWidth {options['pageWidth']} "
+                detail = (f"measures from {first + 1} never fit one system at pageWidth {options['pageWidth']} "
                           "(or end inside a spine split)")
                 return Rejection("no_fit", "; ".join([detail, *tried]), source=source)
             if count != written:
@@ -177,7 +189,7 @@ class Music(Engine):
                 # The child rasterises and encodes a one-system page itself (renderers/verovio_child.py).
                 engraving = self.engraver().engrave(kern, options, png=True)
             except EngraveError as exc:
-                return Rejection(exc.reason, exc.detail[:2000], source=f"{source}#measures={start + 1}-{start + count}")
+                return Rejection(exc.reason, exc.detail[:2000], source=f"{source}#measures={first + 1}-{first + count}")
             if engraving.png is not None:  # one system on one page
                 break
             tried.append(f"{count} measures -> {engraving.systems} systems")
@@ -187,7 +199,7 @@ class Music(Engine):
             prompt=PROMPT_FORMAT,
             target=to_form(kern, self.p["target_form"]),
             images=[engraving.png],
-            source=f"{source}#measures={start + 1}-{start + count}",
+            source=f"{source}#measures={first + 1}-{first + count}",
             # The full Verovio options, so anyone can re-engrave the target and get these pixels.
             meta={"measures": count, "form": self.p["target_form"], "verovio": options},
         )

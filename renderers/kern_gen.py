@@ -130,24 +130,31 @@ def _measure_rhythm(draws: _Draws, beat: int, length: int) -> list[int]:
 Record = tuple[str, list[str]]  # kind ('**' header, '*' interpretation, '=' barline, 'd' data), fields
 
 
-def generate_kern(rng: np.random.Generator, measures: int = 16) -> str:
-    """A two-staff piano piece of ``measures`` measures: lower staff first, as in GrandStaff."""
-    return "\n".join("\t".join(fields) for _, fields in _records(rng, measures, measures)) + "\n"
+def generate_kern(rng: np.random.Generator, measures: int = 16, first: int = 0, stop: int | None = None) -> str:
+    """A two-staff piano piece of ``measures`` measures: lower staff first, as in GrandStaff.
+
+    With ``first``/``stop``, only measures ``first`` to ``stop - 1`` of such a piece are written
+    (see ``generate_score``), still as a complete file.
+    """
+    records = _records(rng, measures, first, measures if stop is None else min(stop, measures))
+    return "\n".join("\t".join(fields) for _, fields in records) + "\n"
 
 
-def generate_score(rng: np.random.Generator, measures: int = 16, stop: int | None = None) -> KernScore:
-    """``parse_kern(generate_kern(rng, measures))``, built without writing and re-reading text.
+def generate_score(rng: np.random.Generator, measures: int = 16, first: int = 0, stop: int | None = None) -> KernScore:
+    """``parse_kern(generate_kern(rng, measures, first, stop))``, built without writing and re-reading text.
 
     The records are valid by construction (tested by parsing the text), so only what
     ``parse_kern`` records is rebuilt: lines per measure and the clef/key/meter at each barline.
-    With ``stop``, only the first ``stop`` measures of that same piece are made (draws are
-    sequential, so they are the same measures).
+    ``first`` and ``stop`` make only measures ``first`` to ``stop - 1`` of a piece of ``measures``:
+    the music opens there with freshly drawn state (as a piece's first measure does), and the last
+    of the piece's measures still ends with the final barline. The engine generates just the
+    measures of its excerpt this way (~2x less generating than the whole piece up to its end).
     """
     state: dict[int, dict[str, str]] = {0: {}, 1: {}}
     score = KernScore()
     current: list[Line] = []
     start_state: dict[int, dict[str, str]] = {0: {}, 1: {}}
-    for kind, fields in _records(rng, measures, measures if stop is None else min(stop, measures)):
+    for kind, fields in _records(rng, measures, first, measures if stop is None else min(stop, measures)):
         if kind == "d":
             current.append(Line("d", fields, [0, 1]))
         elif kind == "=":
@@ -162,8 +169,8 @@ def generate_score(rng: np.random.Generator, measures: int = 16, stop: int | Non
     return score
 
 
-def _records(rng: np.random.Generator, measures: int, stop: int) -> list[Record]:
-    """The piece's records up to the end of measure ``stop`` (the terminator only if that is the end)."""
+def _records(rng: np.random.Generator, measures: int, first: int, stop: int) -> list[Record]:
+    """Headers, then the records of measures ``first`` to ``stop - 1`` of the piece, then the terminator."""
     draws = _Draws(rng)
     num, den, beat, length = _pick(draws, _METERS)
     fifths = draws.between(-5, 6)
@@ -181,11 +188,12 @@ def _records(rng: np.random.Generator, measures: int, stop: int) -> list[Record]
     pending_tie: list[str | None] = [None, None]
     rest_p = draws.uniform(0.03, 0.15)
     chord_p = (draws.uniform(0.1, 0.5), draws.uniform(0.0, 0.3))
-    for m in range(stop):
-        if m and draws.random() < 0.04:
+    # A change in the first measure made would only be a different opening state: none is drawn there.
+    for m in range(first, stop):
+        if m > first and draws.random() < 0.04:
             fifths = _clip(fifths + _pick(draws, (-2, -1, 1, 2)), -6, 6)
             records.append(("*", [key_signature(fifths), key_signature(fifths)]))
-        if m and draws.random() < 0.05 and pending_tie[0] is None:
+        if m > first and draws.random() < 0.05 and pending_tie[0] is None:
             if lower.clef == "*clefF4":
                 lower.clef, lower.low, lower.high = "*clefG2", -3, 9
             else:
@@ -199,8 +207,7 @@ def _records(rng: np.random.Generator, measures: int, stop: int) -> list[Record]
             columns.append(_staff_measure(draws, staff, rhythm, beat, accidentals, rest_p, chord_p[s], pending_tie, s))
         records += [("d", fields) for fields in _merge_columns(columns)]
         records.append(("=", ["==", "=="] if m == measures - 1 else ["=", "="]))
-    if stop == measures:
-        records.append(("*", ["*-", "*-"]))
+    records.append(("*", ["*-", "*-"]))
     return records
 
 

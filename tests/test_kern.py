@@ -110,9 +110,18 @@ def test_generator_is_valid_and_varied() -> None:
         score = parse_kern(text)
         # The engine takes the piece as a score built directly: it must be what parsing the text gives.
         assert generate_score(np.random.default_rng(seed), 10) == score
-        # A piece cut short (what the engine generates up to the end of its excerpt) is its prefix.
-        stop = 1 + seed % 10
-        assert generate_score(np.random.default_rng(seed), 10, stop=stop).measures == score.measures[:stop]
+        # What the engine generates for an excerpt: measures first..stop-1 of a piece, a valid file of
+        # its own, opening with its clef, key and meter; only the piece's last measure ends with '=='.
+        first = seed % 10
+        stop = min(10, first + 1 + seed % 6)
+        part_text = generate_kern(np.random.default_rng(seed), 10, first, stop)
+        part = parse_kern(part_text)
+        assert generate_score(np.random.default_rng(seed), 10, first, stop) == part
+        assert len(part.measures) == len(part.cut_points()) == stop - first
+        opening = "\n".join(part_text.splitlines()[1:6])
+        assert "*clef" in opening and "*k[" in opening and "*M" in opening
+        assert ("==\t==" in part_text) == (stop == 10)
+        assert part_text.rstrip().endswith("*-\t*-")
         assert len(score.measures) == 10
         assert len(score.cut_points()) == 10
         lines = text.splitlines()
