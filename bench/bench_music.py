@@ -1,9 +1,9 @@
-"""Benchmark of the music engine, side by side in one run (run by hand, ~2-3 minutes).
+"""Benchmark of the music engine, side by side in one run (run by hand, ~4-5 minutes).
 
     .venv/bin/python bench/bench_music.py [--n 50] [--reps 16] [--input ../shared/data/kern]
 
-Pipeline and bare loop run interleaved, --reps times each (fresh seed and engine per rep), and
-the medians are reported: samples per CPU second of the process plus its Verovio child is
+Pipeline and bare loop run interleaved, --reps times each (one seed, so one started worker engine
+and Verovio child serve every rep, as in production), and the medians are reported: samples per CPU second of the process plus its Verovio child is
 the figure that does not depend on how busy the shared machine is.
 
 Rows:
