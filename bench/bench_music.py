@@ -3,8 +3,9 @@
     .venv/bin/python bench/bench_music.py [--n 50] [--reps 16] [--input ../shared/data/kern]
 
 Pipeline and bare loop run interleaved, --reps times each (one seed, so one started worker engine
-and Verovio child serve every rep, as in production), and the medians are reported: samples per CPU second of the process plus its Verovio child is
-the figure that does not depend on how busy the shared machine is.
+and Verovio child serve every rep, as in production), and the medians are reported: samples per
+CPU second of the process plus its Verovio child is the figure that does not depend on how busy
+the shared machine is.
 
 Rows:
 - pipeline, 1 core: got-data build in-process (workers=0): parse, cut, engrave in the
