@@ -9,10 +9,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from helpers import build_dataset, folder_digest, samples
 from PIL import Image, ImageDraw
@@ -21,6 +23,7 @@ from engines.base import PROMPT_FORMAT, PROMPT_OCR, Engine, Param, Rejection, Sa
 from got_data.cli import main as cli_main
 from got_data.cli import make_parser
 from got_data.viewer.catalog import discover, prompt_group
+from got_data.viewer.plots import load_tokenizer
 from got_data.viewer.server import ViewerConfig, serve_in_thread
 from manifests.flags import FLAGS_NAME, load_flags
 from manifests.shard import read_image
@@ -159,6 +162,31 @@ def test_overview_counts_errors_params_and_plots(client: Client, datasets: Path)
     assert "molecule" in over["plots"]["tasks"] and "[x1, y1, x2, y2] OCR: " in over["plots"]["prompts"]
     assert over["errors"] and {e["reason"] for e in over["errors"]} <= {"toy_reject", "toy_other"}
     assert "tokens" not in over["plots"]  # no tokenizer configured
+
+
+def test_token_plot_from_a_local_tokenizer(datasets: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    # A word-level tokenizer made here (nothing downloaded): one token per word or run of punctuation.
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+    server, _ = serve_in_thread(ViewerConfig(str(datasets), port=0, tokenizer=str(path)))
+    try:
+        over = Client(server.server_address[1]).json("/api/overview?ds=alpha")
+    finally:
+        server.shutdown()
+        server.server_close()
+    expected = [len(re.findall(r"\w+|[^\w\s]+", r["target"])) for r in samples(datasets / "alpha")]
+    assert over["plots"]["tokens"].startswith("<svg") and "tokens" in over["plots"]["tokens"]
+    assert over["stats"]["tokens_median"] == float(np.median(expected))
+    assert over["stats"]["tokens_max"] == max(expected) and over["stats"]["tokenizer"] == str(path)
+    # A file that is not a tokenizer costs only the plot, with a message.
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert load_tokenizer(str(bad)) is None
+    assert "token plots are omitted" in capsys.readouterr().out
 
 
 # -------------------------------------------------------------------- browse
