@@ -90,10 +90,6 @@ def count_systems(svg: str | bytes) -> int:
     return len(_group_starts(_utf8(svg), b"system"))
 
 
-def first_system_measures(svg: str | bytes) -> int:
-    return system_layout(_utf8(svg))[1]
-
-
 def system_layout(svg: bytes) -> tuple[int, int]:
     """Systems on the page, and measures in the first system (those before the second system's tag)."""
     systems = _group_starts(svg, b"system")
@@ -319,8 +315,9 @@ def _current_cpu() -> int | None:
 
 @cache
 def _vips() -> Any:
-    # Imported here, not at the top: the Verovio child runs this module and never rasterises,
-    # so it starts without libvips, numpy and PIL (~0.1 s less CPU per worker start).
+    # Imported here, not at the top: the Verovio child imports this module for ``system_layout``
+    # and loads libvips only on its first PNG request, so an SVG-only child (the viewer's) starts
+    # without libvips, numpy and PIL (~0.1 s less CPU).
     import pyvips
 
     pyvips.cache_set_max(0)  # each rendering is used once: the operation cache would only hold memory
